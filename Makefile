@@ -1,0 +1,34 @@
+# Every target creates .venv on first use, so a fresh clone needs nothing but Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dev bench lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sync-pipelines demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+dev: $(STAMP)
+	$(BIN)/sync-pipelines dev
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check sync_pipelines sync_pipelines_tests bench sql
+	$(BIN)/ruff format --check sync_pipelines sync_pipelines_tests bench sql
+
+clean:
+	rm -rf $(VENV) .sync_pipelines .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs them and prints results to record in BENCHMARKS.md."""

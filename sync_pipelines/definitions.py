@@ -1,0 +1,10 @@
+"""The one Definitions object: every integration's definitions, merged."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Modules, not their Definitions objects: Dagster refuses a module scope holding more than one.
+from sync_pipelines.defs.platform import definitions as platform
+
+defs: dg.Definitions = dg.Definitions.merge(platform.defs)

@@ -1,0 +1,484 @@
+"""The warehouse's tables as SQLAlchemy Core metadata.
+
+`bridge` holds the sync machinery (generalised over integrations: one table with an `integration`
+column, never a copy per source), `staging` the raw records as received, `core` the typed entities.
+Alembic migrations under `sql/` create exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from sync_pipelines.lib.ids import new_id
+
+BRIDGE = "bridge"
+STAGING = "staging"
+CORE = "core"
+SCHEMAS = (BRIDGE, STAGING, CORE)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+INTEGRATIONS = ("fub", "rezen", "skyslope", "dotloop", "lofty", "stripe", "erp")
+
+ACCOUNT_STATUSES = ("pending", "active", "error", "disabled")
+SYNC_STATE_STATUSES = ("idle", "running", "completed", "error")
+JOB_STATUSES = ("PENDING", "IN_PROGRESS", "COMPLETED", "ERROR")
+JOB_PRIORITIES = ("LOW", "NORMAL", "HIGH")
+BATCH_STATUSES = ("running", "completed", "failed")
+BATCH_SYNC_TYPES = ("realtime", "background")
+FAILED_RECORD_STAGES = ("fetch", "parse", "normalization", "validation", "mapping", "load", "parent")
+FAILED_RECORD_STATUSES = ("pending", "resolved", "dead")
+PENDING_CHILD_STATUSES = ("pending", "resolved", "expired")
+BACKGROUND_STATUSES = ("active", "paused", "completed", "error")
+WEBHOOK_STATUSES = ("pending", "in_progress", "completed", "failed", "dead")
+AUDIT_ACTIONS = ("CREATE", "UPDATE", "DELETE")
+SEVERITIES = ("debug", "info", "warning", "error", "critical")
+
+
+def _in(column: str, values: Iterable[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _id() -> Column:
+    return Column("id", UUID(as_uuid=True), primary_key=True, default=new_id)
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()"))
+
+
+def _updated_at() -> Column:
+    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()"))
+
+
+def _integration() -> Column:
+    return Column("integration", Text, nullable=False)
+
+
+def _account_fk(nullable: bool = True, ondelete: str = "CASCADE") -> Column:
+    return Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey(f"{BRIDGE}.accounts.id", ondelete=ondelete),
+        nullable=nullable,
+    )
+
+
+def _batch_fk(nullable: bool = True, ondelete: str = "CASCADE") -> Column:
+    return Column(
+        "batch_id",
+        UUID(as_uuid=True),
+        ForeignKey(f"{BRIDGE}.sync_batches.id", ondelete=ondelete),
+        nullable=nullable,
+    )
+
+
+def _count(name: str) -> Column:
+    return Column(name, BigInteger, nullable=False, server_default=text("0"))
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(),
+    _integration(),
+    Column("name", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("config", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("integration", "name"),
+    CheckConstraint(_in("status", ACCOUNT_STATUSES), name="status"),
+    CheckConstraint(_in("integration", INTEGRATIONS), name="integration"),
+    schema=BRIDGE,
+)
+
+# One row per account and secret kind; the secret itself is a Fernet token, never plain text.
+credentials = Table(
+    "credentials",
+    metadata,
+    _id(),
+    _account_fk(nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("external_account_id", Text),
+    Column("external_user_id", Text),
+    Column("verified", Boolean, nullable=False, server_default=text("false")),
+    Column("verified_at", DateTime(timezone=True)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("expires_at", DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("account_id", "kind"),
+    schema=BRIDGE,
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    _id(),
+    _integration(),
+    _account_fk(nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("last_sync_at", DateTime(timezone=True)),
+    Column("cursor", Text),
+    Column("status", Text, nullable=False, server_default=text("'idle'")),
+    Column("error_message", Text),
+    _count("records_synced"),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("integration", "account_id", "entity_type"),
+    CheckConstraint(_in("status", SYNC_STATE_STATUSES), name="status"),
+    schema=BRIDGE,
+)
+
+job_status = Table(
+    "job_status",
+    metadata,
+    _id(),
+    Column("job_id", Text, nullable=False),
+    Column("job_type", Text, nullable=False),
+    Column("integration", Text),
+    _account_fk(ondelete="SET NULL"),
+    Column("entity_type", Text),
+    Column("period_key", Text),
+    Column("status", Text, nullable=False, server_default=text("'PENDING'")),
+    Column("priority", Text, nullable=False, server_default=text("'NORMAL'")),
+    Column("progress", Integer, nullable=False, server_default=text("0")),
+    _count("records_processed"),
+    _count("records_stored"),
+    Column("records_remaining", BigInteger),
+    Column("workers_spawned", Integer, nullable=False, server_default=text("0")),
+    Column("workers_completed", Integer, nullable=False, server_default=text("0")),
+    Column("workers_failed", Integer, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("source_count", BigInteger),
+    Column("warehouse_count", BigInteger),
+    Column("error_message", Text),
+    Column("error_details", JSONB),
+    Column("dagster_run_id", Text),
+    _created_at(),
+    Column("started_at", DateTime(timezone=True)),
+    Column("last_activity", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    UniqueConstraint("job_id"),
+    CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+    CheckConstraint(_in("priority", JOB_PRIORITIES), name="priority"),
+    CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+    Index("ix_job_status_status", "status"),
+    Index("ix_job_status_scope", "integration", "account_id", "job_type"),
+    schema=BRIDGE,
+)
+
+sync_batches = Table(
+    "sync_batches",
+    metadata,
+    _id(),
+    _integration(),
+    _account_fk(ondelete="SET NULL"),
+    Column("entity_name", Text, nullable=False),
+    Column("source_system", Text, nullable=False),
+    Column("sync_type", Text, nullable=False, server_default=text("'realtime'")),
+    Column("status", Text, nullable=False, server_default=text("'running'")),
+    Column("period_key", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("completed_at", DateTime(timezone=True)),
+    _count("rows_fetched"),
+    _count("rows_normalized"),
+    _count("rows_inserted"),
+    _count("rows_updated"),
+    _count("rows_unchanged"),
+    _count("rows_deleted"),
+    _count("rows_failed"),
+    _count("rows_pending"),
+    _count("pages"),
+    _count("api_calls"),
+    _count("rate_limited"),
+    Column("duration_ms", BigInteger),
+    Column("cursor_before", Text),
+    Column("cursor_after", Text),
+    Column("error_message", Text),
+    Column("dagster_run_id", Text),
+    CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
+    CheckConstraint(_in("sync_type", BATCH_SYNC_TYPES), name="sync_type"),
+    Index("ix_sync_batches_entity", "entity_name", "started_at"),
+    Index("ix_sync_batches_status", "status"),
+    schema=BRIDGE,
+)
+
+failed_records = Table(
+    "failed_records",
+    metadata,
+    _id(),
+    _batch_fk(),
+    _integration(),
+    _account_fk(),
+    Column("entity_name", Text, nullable=False),
+    Column("source_id", Text),
+    Column("raw_data", JSONB),
+    Column("raw_text", Text),
+    Column("normalized_data", JSONB),
+    Column("stage_failed", Text, nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("error_details", JSONB),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("retry_count", Integer, nullable=False, server_default=text("0")),
+    Column("max_retries", Integer, nullable=False, server_default=text("5")),
+    Column("next_retry_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolution", Text),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(_in("stage_failed", FAILED_RECORD_STAGES), name="stage_failed"),
+    CheckConstraint(_in("status", FAILED_RECORD_STATUSES), name="status"),
+    Index("ix_failed_records_batch", "batch_id"),
+    Index(
+        "ix_failed_records_retry",
+        "next_retry_at",
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+    Index("ix_failed_records_scope", "integration", "entity_name", "status"),
+    schema=BRIDGE,
+)
+
+pending_children = Table(
+    "pending_children",
+    metadata,
+    _id(),
+    _batch_fk(),
+    _integration(),
+    _account_fk(),
+    Column("child_entity", Text, nullable=False),
+    Column("child_source_id", Text, nullable=False),
+    Column("parent_entity", Text, nullable=False),
+    Column("parent_source_id", Text, nullable=False),
+    Column("parent_bk_hash", Text, nullable=False),
+    Column("child_payload", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("retry_count", Integer, nullable=False, server_default=text("0")),
+    Column("max_retries", Integer, nullable=False, server_default=text("50")),
+    _created_at(),
+    Column("resolved_at", DateTime(timezone=True)),
+    CheckConstraint(_in("status", PENDING_CHILD_STATUSES), name="status"),
+    Index("ix_pending_children_parent", "parent_entity", "parent_bk_hash"),
+    Index("ix_pending_children_batch", "batch_id"),
+    schema=BRIDGE,
+)
+
+background_sync_schedule = Table(
+    "background_sync_schedule",
+    metadata,
+    _id(),
+    Column("source_system", Text, nullable=False),
+    Column("entity_name", Text, nullable=False),
+    Column("is_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("sync_window_start", Time, nullable=False, server_default=text("'19:00'")),
+    Column("sync_window_end", Time, nullable=False, server_default=text("'07:00'")),
+    Column("timezone", Text, nullable=False, server_default=text("'UTC'")),
+    Column("days_to_complete", Integer, nullable=False, server_default=text("7")),
+    Column("rows_per_day", BigInteger),
+    Column("chunk_size", Integer, nullable=False, server_default=text("50000")),
+    Column("total_rows", BigInteger),
+    _count("rows_done"),
+    _count("rows_done_today"),
+    Column("current_offset", Text),
+    Column("night_started_on", Text),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("error_message", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("source_system", "entity_name"),
+    CheckConstraint(_in("status", BACKGROUND_STATUSES), name="status"),
+    CheckConstraint("days_to_complete > 0", name="days_to_complete"),
+    CheckConstraint("chunk_size > 0", name="chunk_size"),
+    schema=BRIDGE,
+)
+
+erp_sync_state = Table(
+    "erp_sync_state",
+    metadata,
+    _id(),
+    Column("entity_name", Text, nullable=False),
+    Column("source_system", Text, nullable=False),
+    Column("last_sync_rowversion", BigInteger),
+    Column("last_sync_timestamp", DateTime(timezone=True)),
+    Column(
+        "last_batch_id",
+        UUID(as_uuid=True),
+        ForeignKey(f"{BRIDGE}.sync_batches.id", ondelete="SET NULL"),
+    ),
+    _count("rows_synced"),
+    Column("status", Text, nullable=False, server_default=text("'idle'")),
+    Column("error_message", Text),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("entity_name", "source_system"),
+    CheckConstraint(_in("status", SYNC_STATE_STATUSES), name="status"),
+    Index("ix_erp_sync_state_entity", "entity_name", "source_system"),
+    schema=BRIDGE,
+)
+
+field_mappings = Table(
+    "field_mappings",
+    metadata,
+    _id(),
+    _integration(),
+    Column("entity_name", Text, nullable=False),
+    Column("source_field", Text, nullable=False),
+    Column("target_field", Text, nullable=False),
+    Column("data_type", Text, nullable=False, server_default=text("'text'")),
+    Column("transformation", Text),
+    Column("default_value", Text),
+    Column("is_required", Boolean, nullable=False, server_default=text("false")),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("position", Integer, nullable=False, server_default=text("0")),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("integration", "entity_name", "source_field", "target_field"),
+    Index("ix_field_mappings_entity", "integration", "entity_name"),
+    schema=BRIDGE,
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    _id(),
+    _integration(),
+    _account_fk(nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text),
+    Column("resource_key", Text),
+    Column("payload", JSONB, nullable=False),
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False, server_default=text("8")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("last_error", Text),
+    Column("claimed_by", Text),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("processed_at", DateTime(timezone=True)),
+    UniqueConstraint("integration", "event_id"),
+    CheckConstraint(_in("status", WEBHOOK_STATUSES), name="status"),
+    Index(
+        "ix_webhook_events_ready",
+        "integration",
+        "next_attempt_at",
+        postgresql_where=text("status IN ('pending', 'failed')"),
+    ),
+    Index("ix_webhook_events_claimed_by", "claimed_by"),
+    schema=BRIDGE,
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    _id(),
+    _created_at(),
+    Column("action", Text, nullable=False),
+    Column("integration", Text),
+    Column("entity_type", Text, nullable=False),
+    Column("entity_id", UUID(as_uuid=True)),
+    Column("source_id", Text),
+    Column("account_id", UUID(as_uuid=True)),
+    Column("batch_id", UUID(as_uuid=True)),
+    Column("old_value", JSONB),
+    Column("new_value", JSONB),
+    Column("actor", Text, nullable=False, server_default=text("'sync'")),
+    CheckConstraint(_in("action", AUDIT_ACTIONS), name="action"),
+    Index("ix_audit_log_entity", "entity_type", "entity_id"),
+    Index("ix_audit_log_batch", "batch_id"),
+    schema=BRIDGE,
+)
+
+error_log = Table(
+    "error_log",
+    metadata,
+    _id(),
+    _created_at(),
+    Column("module", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("severity", Text, nullable=False, server_default=text("'error'")),
+    Column("integration", Text),
+    Column("account_id", UUID(as_uuid=True)),
+    Column("payload", JSONB),
+    Column("notified", Boolean, nullable=False, server_default=text("false")),
+    CheckConstraint(_in("severity", SEVERITIES), name="severity"),
+    Index("ix_error_log_created_at", "created_at"),
+    schema=BRIDGE,
+)
+
+event_log = Table(
+    "event_log",
+    metadata,
+    _id(),
+    _created_at(),
+    Column("type", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("message", Text),
+    Column("lifecycle_group", Text),
+    Column("integration", Text),
+    Column("account_id", UUID(as_uuid=True)),
+    Column("data", JSONB),
+    Index("ix_event_log_type_created", "type", "created_at"),
+    schema=BRIDGE,
+)
+
+# Request/response audit of outbound calls (seed 003's sync_logs); URLs and bodies are stored redacted.
+sync_logs = Table(
+    "sync_logs",
+    metadata,
+    _id(),
+    _created_at(),
+    _integration(),
+    Column("account_id", UUID(as_uuid=True)),
+    Column("entity_type", Text),
+    Column("entity_id", Text),
+    Column("method", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("request_payload", JSONB),
+    Column("response_payload", JSONB),
+    Column("status_code", Integer),
+    Column("duration_ms", Integer),
+    Column("error_message", Text),
+    Index("ix_sync_logs_integration_created", "integration", "created_at"),
+    Index("ix_sync_logs_entity", "entity_type", "entity_id"),
+    schema=BRIDGE,
+)

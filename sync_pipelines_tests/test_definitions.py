@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import URL
+
+from sync_pipelines.definitions import defs
+from sync_pipelines.lib import db, schema
+from sync_pipelines.lib.resources import WarehouseResource
+from sync_pipelines_tests.helpers import run_cli
+
+
+def test_definitions_load_and_validate() -> None:
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_all_asset_specs()
+
+
+def test_dagster_definitions_validate_passes_with_the_project_instance_config(database_url: URL) -> None:
+    db.ensure_databases()
+    env = dict(os.environ)
+    db.export_dagster_env(env)
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate", "-w",
+         str(db.PROJECT_ROOT / "workspace.yaml")],
+        capture_output=True, text=True, env=env, cwd=db.PROJECT_ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_project_dagster_yaml_puts_storage_in_postgres_with_per_integration_run_limits(
+    database_url: URL, tmp_path
+) -> None:
+    config = yaml.safe_load((db.PROJECT_ROOT / "dagster.yaml").read_text())
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": "SYNC_DAGSTER_PG_URL"}
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert limits[0]["key"] == "sync_pipelines/integration"
+    assert limits[0]["value"] == {"applyLimitPerUniqueValue": True}
+    assert config["run_retries"]["enabled"] is True
+
+    env = {"DAGSTER_HOME": str(tmp_path / "dh")}
+    db.export_dagster_env(env)
+    assert env["SYNC_DAGSTER_PG_URL"].startswith("postgresql+psycopg2://")
+    db.ensure_database(db.dagster_database_name())
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    (tmp_path / "dh").mkdir()
+    (tmp_path / "dh" / "dagster.yaml").write_text((db.PROJECT_ROOT / "dagster.yaml").read_text())
+    try:
+        with dg.DagsterInstance.get() as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+            assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
+            assert instance.run_retries_enabled
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_bridge_health_materializes_counts_from_the_warehouse(
+    database_url: URL, dagster_instance: dg.DagsterInstance
+) -> None:
+    with db.get_engine(database_url).begin() as conn:
+        conn.execute(sa.insert(schema.accounts).values(integration="fub", name="broken", status="error"))
+    from sync_pipelines.defs.platform.assets import bridge_health
+
+    result = dg.materialize(
+        [bridge_health], instance=dagster_instance, resources={"warehouse": WarehouseResource()}
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("platform__bridge_health")[0].metadata
+    assert metadata["accounts_in_error"].value == 1
+    assert metadata["dlq_open"].value == 0
+
+
+def test_demo_prints_url_without_password_migration_head_and_asset_groups(database_url: URL) -> None:
+    result = run_cli("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "migration:" in out and "0001" in out
+    assert "asset groups:" in out and "platform" in out
+    assert database_url.database in out
