@@ -99,3 +99,13 @@ def dagster_instance(pg_server: TestServer, database_url: URL, dagster_template:
     storage_url = db.render_secret_url(db._with_driver(url, "psycopg2"))
     with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": storage_url}}}) as instance:
         yield instance
+
+
+@pytest.fixture
+def sandbox() -> Iterator[object]:
+    """Every simulator, served over real HTTP on an ephemeral 127.0.0.1 port; webhook redelivery sped up."""
+    from sync_pipelines.sandbox.app import Sandbox, SandboxServer
+
+    server = SandboxServer(Sandbox(seed=1234, scale=300, webhook_speed=10_000.0)).start()
+    yield server.sandbox
+    server.stop()

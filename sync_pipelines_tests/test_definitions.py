@@ -25,10 +25,19 @@ def test_dagster_definitions_validate_passes_with_the_project_instance_config(da
     env = dict(os.environ)
     db.export_dagster_env(env)
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate", "-w",
-         str(db.PROJECT_ROOT / "workspace.yaml")],
-        capture_output=True, text=True, env=env, cwd=db.PROJECT_ROOT, timeout=300,
-    )  # fmt: skip
+        [
+            os.path.join(os.path.dirname(sys.executable), "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            str(db.PROJECT_ROOT / "workspace.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=db.PROJECT_ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
 

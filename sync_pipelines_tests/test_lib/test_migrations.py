@@ -41,10 +41,22 @@ def test_upgrade_downgrade_to_base_and_upgrade_again_round_trips(database_url: U
 
 def test_every_bridge_table_the_issue_names_exists(database_url: URL) -> None:
     expected = {
-        "accounts", "credentials", "sync_state", "job_status", "sync_batches", "failed_records",
-        "pending_children", "background_sync_schedule", "erp_sync_state", "field_mappings",
-        "webhook_events", "audit_log", "error_log", "event_log", "sync_logs",
-    }  # fmt: skip
+        "accounts",
+        "credentials",
+        "sync_state",
+        "job_status",
+        "sync_batches",
+        "failed_records",
+        "pending_children",
+        "background_sync_schedule",
+        "erp_sync_state",
+        "field_mappings",
+        "webhook_events",
+        "audit_log",
+        "error_log",
+        "event_log",
+        "sync_logs",
+    }
     with db.get_engine(database_url).connect() as conn:
         tables = set(sa.inspect(conn).get_table_names(schema="bridge"))
     assert expected <= tables
