@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -152,6 +153,297 @@ def dev(port: int) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     sys.exit(proc.returncode or 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# accounts, sync, status, dlq
+# ----------------------------------------------------------------------------------------------
+
+
+def _instance() -> Any:
+    import dagster as dg
+
+    prepare()
+    return dg.DagsterInstance.get()
+
+
+@main.group("accounts")
+def accounts_group() -> None:
+    """Accounts of each integration; credentials are stored encrypted."""
+
+
+@accounts_group.command("add")
+@click.argument("integration", type=click.Choice(["fub"]))
+@click.option("--name", required=True, help="Your name for the account; becomes its partition key.")
+@click.option("--api-key", required=True, help="The account's API key (stored encrypted, never printed).")
+@_fail_cleanly
+def accounts_add(integration: str, name: str, api_key: str) -> None:
+    """Add an account (or replace its credentials) and its partition row."""
+    from sync_pipelines import operations
+
+    if any(ch in name for ch in "|[],"):
+        raise click.BadParameter("an account name may not contain | [ ] or ,", param_hint="--name")
+    with _instance() as instance:
+        account = operations.add_fub_account(instance, name, api_key)
+    click.echo(f"{integration} account {account.name} saved (id {account.id}); backfill it with "
+               f"`sync-pipelines sync {integration} --account {account.name} --all`")  # fmt: skip
+
+
+@accounts_group.command("list")
+@_fail_cleanly
+def accounts_list() -> None:
+    """Every account with its status and last error."""
+    import sqlalchemy as sa
+
+    from sync_pipelines.lib import schema
+
+    prepare()
+    with db.get_engine().connect() as conn:
+        for row in conn.execute(sa.select(schema.accounts).order_by(schema.accounts.c.integration)).mappings():
+            click.echo(f"{row['integration']:<9} {row['name']:<20} {row['status']:<8} {row['error'] or ''}")
+
+
+@main.command("sync")
+@click.argument("integration", type=click.Choice(["fub"]))
+@click.option("--account", "account_names", multiple=True, help="Only this account (repeatable).")
+@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable): people, calls, ...")
+@click.option("--period", help="Only this creation month, YYYY-MM.")
+@click.option("--all", "all_periods", is_flag=True, help="Every month (the default when --period is absent).")
+@click.option("--delta", is_flag=True, help="Run the delta sync (updated since the cursor) instead.")
+@_fail_cleanly
+def sync_command(
+    integration: str, account_names: tuple[str, ...], entities: tuple[str, ...], period: str | None,
+    all_periods: bool, delta: bool,
+) -> None:  # fmt: skip
+    """Run the integration's assets through Dagster, as a backfill would from the UI."""
+    from sync_pipelines import operations
+
+    if period and all_periods:
+        raise click.BadParameter("use --period YYYY-MM or --all, not both")
+    unknown = set(entities) - set(operations.ASSETS_BY_ENTITY)
+    if unknown:
+        raise click.BadParameter(f"unknown entity {sorted(unknown)}; known: {', '.join(operations.ASSETS_BY_ENTITY)}")
+    with _instance() as instance:
+        if delta:
+            ok = operations.run_fub_delta(instance)
+            click.echo("delta sync " + ("succeeded" if ok else "failed: see `sync-pipelines status`"))
+            sys.exit(0 if ok else 1)
+        outcomes = operations.sync_fub(
+            instance, account_names=list(account_names) or None, entities=list(entities) or None, period=period
+        )
+    failed = 0
+    for o in outcomes:
+        failed += not o.success
+        m = o.metadata
+        click.echo(
+            f"{'ok  ' if o.success else 'FAIL'} {o.entity:<14} {o.partitions:<28} fetched={m.get('rows_fetched', '-')} "
+            f"inserted={m.get('rows_inserted', '-')} updated={m.get('rows_updated', '-')} "
+            f"unchanged={m.get('rows_unchanged', '-')} failed={m.get('rows_failed', '-')} run={o.run_id[:8]}"
+        )
+    sys.exit(1 if failed else 0)
+
+
+@main.command("status")
+@_fail_cleanly
+def status_command() -> None:
+    """Per account and entity: rows in core, open DLQ records, delta cursor and last sync."""
+    from sync_pipelines import operations
+
+    prepare()
+    rows = operations.status_rows(db.get_engine())
+    if not rows:
+        click.echo("no accounts yet: `sync-pipelines accounts add fub --name NAME --api-key KEY`")
+        return
+    click.echo(f"{'account':<16}{'status':<8}{'entity':<15}{'rows':>9}{'dlq':>6}  delta cursor / last sync")
+    for r in rows:
+        click.echo(
+            f"{r['integration'] + '/' + str(r['account']):<16}{r['status']!s:<8}{r['entity']!s:<15}{r['rows']:>9}"
+            f"{r['dlq_open']:>6}  {r['delta_cursor'] or '-'} / {r['last_sync_at'] or '-'}"
+            + (f"  error: {r['error']}" if r["error"] and r["entity"] == "users" else "")
+        )
+
+
+@main.group("dlq")
+def dlq_group() -> None:
+    """The dead-letter queue: records that failed, with their payload and reason."""
+
+
+@dlq_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved records.")
+@click.option("--limit", default=50, show_default=True)
+@_fail_cleanly
+def dlq_list(show_all: bool, limit: int) -> None:
+    import sqlalchemy as sa
+
+    from sync_pipelines.lib import schema
+
+    prepare()
+    t = schema.failed_records
+    query = sa.select(t).order_by(t.c.created_at.desc()).limit(limit)
+    if not show_all:
+        query = query.where(t.c.resolved_at.is_(None))
+    with db.get_engine().connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    if not rows:
+        click.echo("the DLQ is empty")
+    for r in rows:
+        click.echo(
+            f"{r['id']} {r['integration']}/{r['entity_name']} source_id={r['source_id']} {r['status']} "
+            f"retries={r['retry_count']}/{r['max_retries']} {r['stage_failed']}: {r['error_message']}"
+        )
+
+
+@dlq_group.command("retry")
+@click.argument("ids", nargs=-1)
+@click.option("--due", is_flag=True, help="Only records whose next retry time has come (default: all open).")
+@_fail_cleanly
+def dlq_retry(ids: tuple[str, ...], due: bool) -> None:
+    """Run open DLQ records through the load path again (e.g. after fixing a field mapping)."""
+    import uuid
+
+    from sync_pipelines.defs.fub.entities import SPECS
+    from sync_pipelines.lib import accounts
+    from sync_pipelines.lib.load import LoadContext, retry_failed
+
+    prepare()
+    engine = db.get_engine()
+    resolved = failed = 0
+    with db.raw_connection(engine.url) as conn:
+        for account in accounts.list_accounts(engine, "fub"):
+            for spec in SPECS.values():
+                ctx = LoadContext("fub", account.id, registry=SPECS)
+                r, f = retry_failed(conn, spec, ctx, only_due=due, ids=[uuid.UUID(i) for i in ids] or None)
+                resolved, failed = resolved + r, failed + f
+    click.echo(f"resolved {resolved}, still failing {failed}")
+
+
+@dlq_group.command("resolve")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--note", default="resolved by an operator", show_default=True)
+@_fail_cleanly
+def dlq_resolve(ids: tuple[str, ...], note: str) -> None:
+    """Mark DLQ records resolved without reprocessing them."""
+    import sqlalchemy as sa
+
+    from sync_pipelines.lib import schema
+
+    prepare()
+    t = schema.failed_records
+    with db.get_engine().begin() as conn:
+        count = conn.execute(
+            sa.update(t).where(t.c.id.in_(ids), t.c.resolved_at.is_(None))
+            .values(status="resolved", resolved_at=sa.func.now(), resolution=note, updated_at=sa.func.now())
+        ).rowcount  # fmt: skip
+    click.echo(f"resolved {count} record(s)")
+
+
+# ----------------------------------------------------------------------------------------------
+# sandbox
+# ----------------------------------------------------------------------------------------------
+
+SANDBOX_URL = "http://127.0.0.1:8900"
+
+
+@main.group("sandbox")
+def sandbox_group() -> None:
+    """The built-in simulators of every source, over real HTTP on 127.0.0.1."""
+
+
+def _parse_faults(specs: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """`fub:rate_limit_storm=5` -> {"fub": {"rate_limit_storm": "5"}}."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs:
+        source, _, assignment = spec.partition(":")
+        key, eq, value = assignment.partition("=")
+        if not source or not eq or not key:
+            raise click.BadParameter(f"{spec!r}: expected SOURCE:FAULT=VALUE, e.g. fub:rate_limit_storm=5")
+        out.setdefault(source, {})[key] = value
+    return out
+
+
+@sandbox_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8900, show_default=True)
+@click.option("--seed", default=42, show_default=True, help="Same seed, same data.")
+@click.option("--scale", default=200, show_default=True, help="Records of the main entity per account.")
+@click.option("--webhook-speed", default=1.0, show_default=True, help="Divide webhook redelivery delays by this.")
+@click.option("--fault", "faults", multiple=True, help="SOURCE:FAULT=VALUE, repeatable (see `sandbox faults`).")
+def sandbox_serve(host: str, port: int, seed: int, scale: int, webhook_speed: float, faults: tuple[str, ...]) -> None:
+    """Serve every simulator under one port and print base URLs and demo credentials."""
+    import json
+
+    from sync_pipelines.sandbox.app import Sandbox, SandboxServer
+
+    sandbox = Sandbox(seed=seed, scale=scale, webhook_speed=webhook_speed)
+    for source, values in _parse_faults(faults).items():
+        if source not in sandbox.simulators:
+            raise click.BadParameter(f"unknown source {source!r}; known: {', '.join(sandbox.simulators)}")
+        try:
+            sandbox[source].faults.update(values)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    server = SandboxServer(sandbox, host=host, port=port)
+    click.echo(f"sandbox on {server.url} (seed {seed}, scale {scale}); admin API at {server.url}/_sandbox/info")
+    for name, simulator in sandbox.simulators.items():
+        click.echo(f"  {name:<9} {simulator.base_url}")
+        click.echo(f"            credentials: {json.dumps(simulator.credentials())}")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+def _admin(url: str, method: str, path: str, body: dict | None = None) -> dict:
+    import requests
+
+    try:
+        response = requests.request(method, f"{url}/_sandbox/{path}", json=body, timeout=10)
+    except requests.ConnectionError:
+        raise click.ClickException(
+            f"no sandbox answers at {url}: start one with `sync-pipelines sandbox serve`"
+        ) from None
+    if response.status_code >= 400:
+        raise click.ClickException(response.json().get("error", response.text))
+    return response.json()
+
+
+@sandbox_group.command("fault")
+@click.argument("source")
+@click.argument("assignments", nargs=-1)
+@click.option("--reset", is_flag=True, help="Switch every fault of SOURCE off first.")
+@click.option("--url", default=SANDBOX_URL, show_default=True)
+def sandbox_fault(source: str, assignments: tuple[str, ...], reset: bool, url: str) -> None:
+    """Switch faults of a running sandbox: `sandbox fault fub rate_limit_storm=5 malformed_rate=0.01`."""
+    import json
+
+    if reset:
+        _admin(url, "DELETE", f"{source}/faults")
+    values = _parse_faults(tuple(f"{source}:{a}" for a in assignments)).get(source, {})
+    click.echo(json.dumps(_admin(url, "POST", f"{source}/faults", values), indent=2))
+
+
+@sandbox_group.command("faults")
+def sandbox_faults() -> None:
+    """List the faults every simulator understands."""
+    from sync_pipelines.sandbox.faults import Faults
+
+    for name in Faults.names():
+        click.echo(name)
+
+
+@sandbox_group.command("advance")
+@click.argument("seconds", type=float)
+@click.option("--url", default=SANDBOX_URL, show_default=True)
+def sandbox_advance(seconds: float, url: str) -> None:
+    """Move the sources' clock: they create, update and delete records as time passes."""
+    click.echo(_admin(url, "POST", "clock/advance", {"seconds": seconds})["now"])
+
+
+@sandbox_group.command("info")
+@click.option("--url", default=SANDBOX_URL, show_default=True)
+def sandbox_info(url: str) -> None:
+    """Counts per source and entity, credentials and the clock of a running sandbox."""
+    import json
+
+    click.echo(json.dumps(_admin(url, "GET", "info"), indent=2))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ import sys
 from sync_pipelines.lib import db
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `sync-pipelines ARGS` in a child process, as an operator would."""
     child_env = dict(os.environ)
     child_env.pop("DAGSTER_HOME", None)

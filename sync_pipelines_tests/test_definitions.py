@@ -81,9 +81,7 @@ def test_bridge_health_materializes_counts_from_the_warehouse(
         conn.execute(sa.insert(schema.accounts).values(integration="fub", name="broken", status="error"))
     from sync_pipelines.defs.platform.assets import bridge_health
 
-    result = dg.materialize(
-        [bridge_health], instance=dagster_instance, resources={"warehouse": WarehouseResource()}
-    )
+    result = dg.materialize([bridge_health], instance=dagster_instance, resources={"warehouse": WarehouseResource()})
     assert result.success
     metadata = result.asset_materializations_for_node("platform__bridge_health")[0].metadata
     assert metadata["accounts_in_error"].value == 1

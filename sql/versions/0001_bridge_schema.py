@@ -23,9 +23,21 @@ depends_on = None
 def upgrade() -> None:
     for schema in SCHEMAS:
         op.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    # UUIDv7 for rows created by set-based SQL (Postgres < 18 has no uuidv7()): 48 bits of Unix
+    # milliseconds, then random bits, with the version and variant bits set.
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION bridge.uuid_v7() RETURNS uuid LANGUAGE sql VOLATILE AS $$
+          SELECT encode(
+            set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING
+              substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+              FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+        $$
+        """
+    )
     op.create_table(
         "accounts",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
@@ -44,16 +56,14 @@ def upgrade() -> None:
             "integration IN ('fub', 'rezen', 'skyslope', 'dotloop', 'lofty', 'stripe', 'erp')",
             name=op.f("ck_accounts_integration"),
         ),
-        sa.CheckConstraint(
-            "status IN ('pending', 'active', 'error', 'disabled')", name=op.f("ck_accounts_status")
-        ),
+        sa.CheckConstraint("status IN ('pending', 'active', 'error', 'disabled')", name=op.f("ck_accounts_status")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("integration", "name", name=op.f("uq_accounts_integration_name")),
         schema="bridge",
     )
     op.create_table(
         "audit_log",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("action", sa.Text(), nullable=False),
         sa.Column("integration", sa.Text(), nullable=True),
@@ -70,12 +80,10 @@ def upgrade() -> None:
         schema="bridge",
     )
     op.create_index("ix_audit_log_batch", "audit_log", ["batch_id"], unique=False, schema="bridge")
-    op.create_index(
-        "ix_audit_log_entity", "audit_log", ["entity_type", "entity_id"], unique=False, schema="bridge"
-    )
+    op.create_index("ix_audit_log_entity", "audit_log", ["entity_type", "entity_id"], unique=False, schema="bridge")
     op.create_table(
         "background_sync_schedule",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("source_system", sa.Text(), nullable=False),
         sa.Column("entity_name", sa.Text(), nullable=False),
         sa.Column("is_enabled", sa.Boolean(), server_default=sa.text("true"), nullable=False),
@@ -112,7 +120,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "error_log",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("module", sa.Text(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
@@ -131,7 +139,7 @@ def upgrade() -> None:
     op.create_index("ix_error_log_created_at", "error_log", ["created_at"], unique=False, schema="bridge")
     op.create_table(
         "event_log",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("type", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
@@ -143,12 +151,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log")),
         schema="bridge",
     )
-    op.create_index(
-        "ix_event_log_type_created", "event_log", ["type", "created_at"], unique=False, schema="bridge"
-    )
+    op.create_index("ix_event_log_type_created", "event_log", ["type", "created_at"], unique=False, schema="bridge")
     op.create_table(
         "field_mappings",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("entity_name", sa.Text(), nullable=False),
         sa.Column("source_field", sa.Text(), nullable=False),
@@ -180,7 +186,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "sync_logs",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=True),
@@ -196,9 +202,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_logs")),
         schema="bridge",
     )
-    op.create_index(
-        "ix_sync_logs_entity", "sync_logs", ["entity_type", "entity_id"], unique=False, schema="bridge"
-    )
+    op.create_index("ix_sync_logs_entity", "sync_logs", ["entity_type", "entity_id"], unique=False, schema="bridge")
     op.create_index(
         "ix_sync_logs_integration_created",
         "sync_logs",
@@ -208,7 +212,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "credentials",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("secret_ciphertext", sa.LargeBinary(), nullable=False),
@@ -233,7 +237,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "job_status",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("job_id", sa.Text(), nullable=False),
         sa.Column("job_type", sa.Text(), nullable=False),
         sa.Column("integration", sa.Text(), nullable=True),
@@ -284,7 +288,7 @@ def upgrade() -> None:
     op.create_index("ix_job_status_status", "job_status", ["status"], unique=False, schema="bridge")
     op.create_table(
         "sync_batches",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=True),
         sa.Column("entity_name", sa.Text(), nullable=False),
@@ -310,9 +314,7 @@ def upgrade() -> None:
         sa.Column("cursor_after", sa.Text(), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("dagster_run_id", sa.Text(), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('running', 'completed', 'failed')", name=op.f("ck_sync_batches_status")
-        ),
+        sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name=op.f("ck_sync_batches_status")),
         sa.CheckConstraint("sync_type IN ('realtime', 'background')", name=op.f("ck_sync_batches_sync_type")),
         sa.ForeignKeyConstraint(
             ["account_id"],
@@ -329,7 +331,7 @@ def upgrade() -> None:
     op.create_index("ix_sync_batches_status", "sync_batches", ["status"], unique=False, schema="bridge")
     op.create_table(
         "sync_state",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=False),
         sa.Column("entity_type", sa.Text(), nullable=False),
@@ -340,9 +342,7 @@ def upgrade() -> None:
         sa.Column("records_synced", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.CheckConstraint(
-            "status IN ('idle', 'running', 'completed', 'error')", name=op.f("ck_sync_state_status")
-        ),
+        sa.CheckConstraint("status IN ('idle', 'running', 'completed', 'error')", name=op.f("ck_sync_state_status")),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["bridge.accounts.id"],
@@ -360,7 +360,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_events",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=False),
         sa.Column("event_id", sa.Text(), nullable=False),
@@ -376,9 +376,7 @@ def upgrade() -> None:
         sa.Column("status", sa.Text(), server_default=sa.text("'pending'"), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("max_attempts", sa.Integer(), server_default=sa.text("8"), nullable=False),
-        sa.Column(
-            "next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("claimed_by", sa.Text(), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
@@ -398,9 +396,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("integration", "event_id", name=op.f("uq_webhook_events_integration_event_id")),
         schema="bridge",
     )
-    op.create_index(
-        "ix_webhook_events_claimed_by", "webhook_events", ["claimed_by"], unique=False, schema="bridge"
-    )
+    op.create_index("ix_webhook_events_claimed_by", "webhook_events", ["claimed_by"], unique=False, schema="bridge")
     op.create_index(
         "ix_webhook_events_ready",
         "webhook_events",
@@ -411,7 +407,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "erp_sync_state",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("entity_name", sa.Text(), nullable=False),
         sa.Column("source_system", sa.Text(), nullable=False),
         sa.Column("last_sync_rowversion", sa.BigInteger(), nullable=True),
@@ -432,9 +428,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_erp_sync_state")),
-        sa.UniqueConstraint(
-            "entity_name", "source_system", name=op.f("uq_erp_sync_state_entity_name_source_system")
-        ),
+        sa.UniqueConstraint("entity_name", "source_system", name=op.f("uq_erp_sync_state_entity_name_source_system")),
         schema="bridge",
     )
     op.create_index(
@@ -446,7 +440,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "failed_records",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("batch_id", sa.UUID(), nullable=True),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=True),
@@ -470,9 +464,7 @@ def upgrade() -> None:
             "stage_failed IN ('fetch', 'parse', 'normalization', 'validation', 'mapping', 'load', 'parent')",
             name=op.f("ck_failed_records_stage_failed"),
         ),
-        sa.CheckConstraint(
-            "status IN ('pending', 'resolved', 'dead')", name=op.f("ck_failed_records_status")
-        ),
+        sa.CheckConstraint("status IN ('pending', 'resolved', 'dead')", name=op.f("ck_failed_records_status")),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["bridge.accounts.id"],
@@ -506,7 +498,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "pending_children",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("bridge.uuid_v7()"), nullable=False),
         sa.Column("batch_id", sa.UUID(), nullable=True),
         sa.Column("integration", sa.Text(), nullable=False),
         sa.Column("account_id", sa.UUID(), nullable=True),
@@ -521,9 +513,7 @@ def upgrade() -> None:
         sa.Column("max_retries", sa.Integer(), server_default=sa.text("50"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('pending', 'resolved', 'expired')", name=op.f("ck_pending_children_status")
-        ),
+        sa.CheckConstraint("status IN ('pending', 'resolved', 'expired')", name=op.f("ck_pending_children_status")),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["bridge.accounts.id"],
@@ -539,8 +529,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pending_children")),
         schema="bridge",
     )
+    op.create_index("ix_pending_children_batch", "pending_children", ["batch_id"], unique=False, schema="bridge")
     op.create_index(
-        "ix_pending_children_batch", "pending_children", ["batch_id"], unique=False, schema="bridge"
+        "uq_pending_children_waiting",
+        "pending_children",
+        ["integration", "account_id", "child_entity", "child_source_id"],
+        unique=True,
+        schema="bridge",
+        postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
         "ix_pending_children_parent",
@@ -552,6 +548,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("uq_pending_children_waiting", table_name="pending_children", schema="bridge")
     op.drop_index("ix_pending_children_parent", table_name="pending_children", schema="bridge")
     op.drop_index("ix_pending_children_batch", table_name="pending_children", schema="bridge")
     op.drop_table("pending_children", schema="bridge")

@@ -63,9 +63,7 @@ def configured_url() -> URL | None:
             "SYNC_DATABASE_URL: expected a URL like postgresql://user:password@host:5432/database"
         ) from exc
     if not url.drivername.startswith("postgresql"):
-        raise ConfigError(
-            f"SYNC_DATABASE_URL: expected a postgresql:// URL, got the scheme {url.drivername!r}"
-        )
+        raise ConfigError(f"SYNC_DATABASE_URL: expected a postgresql:// URL, got the scheme {url.drivername!r}")
     if not url.database:
         raise ConfigError("SYNC_DATABASE_URL: expected a database name at the end of the URL")
     return url
@@ -325,9 +323,7 @@ def get_engine(url: URL | str | None = None) -> Engine:
 def raw_connection(url: URL | str | None = None, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A psycopg 3 connection for COPY and pipelines, which SQLAlchemy does not expose."""
     target = make_url(url) if isinstance(url, str) else (url or warehouse_url())
-    with psycopg.connect(
-        libpq_uri(target), connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=autocommit
-    ) as conn:
+    with psycopg.connect(libpq_uri(target), connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=autocommit) as conn:
         yield conn
 
 

@@ -31,3 +31,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def raw_connection(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         with db.raw_connection(self.url(), autocommit=autocommit) as conn:
             yield conn
+
+
+# One instance shared by every integration's Definitions: Definitions.merge refuses two different objects
+# under the same resource key.
+WAREHOUSE = WarehouseResource()

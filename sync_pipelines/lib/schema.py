@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     Table,
     Text,
     Time,
@@ -68,7 +69,7 @@ def _in(column: str, values: Iterable[str]) -> str:
 
 
 def _id() -> Column:
-    return Column("id", UUID(as_uuid=True), primary_key=True, default=new_id)
+    return Column("id", UUID(as_uuid=True), primary_key=True, default=new_id, server_default=text("bridge.uuid_v7()"))
 
 
 def _created_at() -> Column:
@@ -293,6 +294,15 @@ pending_children = Table(
     Column("resolved_at", DateTime(timezone=True)),
     CheckConstraint(_in("status", PENDING_CHILD_STATUSES), name="status"),
     Index("ix_pending_children_parent", "parent_entity", "parent_bk_hash"),
+    Index(
+        "uq_pending_children_waiting",
+        "integration",
+        "account_id",
+        "child_entity",
+        "child_source_id",
+        unique=True,
+        postgresql_where=text("status = 'pending'"),
+    ),
     Index("ix_pending_children_batch", "batch_id"),
     schema=BRIDGE,
 )
@@ -481,4 +491,180 @@ sync_logs = Table(
     Index("ix_sync_logs_integration_created", "integration", "created_at"),
     Index("ix_sync_logs_entity", "entity_type", "entity_id"),
     schema=BRIDGE,
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# staging and core tables, built from each integration's entity list
+# ----------------------------------------------------------------------------------------------
+
+
+def staging_table(name: str) -> Table:
+    """Raw records exactly as received: one row per record per batch."""
+    return Table(
+        name,
+        metadata,
+        Column("_row_id", BigInteger, primary_key=True, autoincrement=True),
+        Column("_batch_id", UUID(as_uuid=True), nullable=False),
+        Column("account_id", UUID(as_uuid=True), nullable=False),
+        Column("source_id", Text),
+        Column("period_key", Text),
+        Column("_fetched_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+        Column("raw", JSONB, nullable=False),
+        Index(f"ix_{name}_batch", "_batch_id"),
+        schema=STAGING,
+    )
+
+
+def core_entity_table(name: str, *columns: Column) -> Table:
+    """A typed core table: natural key (account_id, source_id), change guard, soft delete."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        Column(
+            "account_id",
+            UUID(as_uuid=True),
+            ForeignKey(f"{BRIDGE}.accounts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("source_id", Text, nullable=False),
+        Column("period_key", Text),
+        Column("created_at_source", DateTime(timezone=True)),
+        *columns,
+        Column("data", JSONB, nullable=False),
+        Column("_source_updated_at", DateTime(timezone=True)),
+        Column("_row_hash", Text, nullable=False),
+        Column("_batch_id", UUID(as_uuid=True)),
+        Column("_synced_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+        Column("deleted_at", DateTime(timezone=True)),
+        UniqueConstraint("account_id", "source_id"),
+        Index(f"ix_{name}_period", "account_id", "period_key"),
+        schema=CORE,
+    )
+
+
+FUB_ENTITIES = (
+    "people",
+    "users",
+    "groups",
+    "stages",
+    "deals",
+    "events",
+    "calls",
+    "text_messages",
+    "appointments",
+)
+for _entity in FUB_ENTITIES:
+    staging_table(f"fub_{_entity}")
+
+core_entity_table(
+    "fub_people",
+    Column("name", Text),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("stage", Text),
+    Column("lead_source", Text),
+    Column("price", Numeric(14, 2)),
+    Column("assigned_user_source_id", Text),
+    Column("tags", JSONB),
+)
+core_entity_table(
+    "fub_users", Column("name", Text), Column("email", Text), Column("role", Text), Column("status", Text)
+)
+core_entity_table("fub_groups", Column("name", Text), Column("type", Text))
+core_entity_table("fub_stages", Column("name", Text), Column("order_weight", Integer))
+core_entity_table(
+    "fub_deals",
+    Column("name", Text),
+    Column("stage_source_id", Text),
+    Column("price", Numeric(14, 2)),
+    Column("person_source_id", Text),
+    Column("user_source_id", Text),
+    Column("projected_close_date", DateTime(timezone=True)),
+)
+core_entity_table(
+    "fub_events",
+    Column("person_source_id", Text),
+    Column("type", Text),
+    Column("lead_source", Text),
+    Column("message", Text),
+)
+core_entity_table(
+    "fub_calls",
+    Column("person_source_id", Text),
+    Column("user_source_id", Text),
+    Column("phone", Text),
+    Column("is_incoming", Boolean),
+    Column("duration_seconds", Integer),
+    Column("outcome", Text),
+)
+core_entity_table(
+    "fub_text_messages",
+    Column("person_source_id", Text),
+    Column("user_source_id", Text),
+    Column("message", Text),
+    Column("is_incoming", Boolean),
+)
+core_entity_table(
+    "fub_appointments",
+    Column("person_source_id", Text),
+    Column("user_source_id", Text),
+    Column("title", Text),
+    Column("starts_at", DateTime(timezone=True)),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("location", Text),
+)
+
+# Unified entities across integrations (seed 001's flow): who people are, and every touch with them.
+participant = Table(
+    "participant",
+    metadata,
+    _id(),
+    _integration(),
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey(f"{BRIDGE}.accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("source_entity", Text, nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("name", Text),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("_synced_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("deleted_at", DateTime(timezone=True)),
+    UniqueConstraint("integration", "account_id", "source_entity", "source_id"),
+    CheckConstraint("kind IN ('lead', 'agent', 'client', 'vendor')", name="kind"),
+    schema=CORE,
+)
+
+contact_log = Table(
+    "contact_log",
+    metadata,
+    _id(),
+    _integration(),
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey(f"{BRIDGE}.accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("source_entity", Text, nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("participant_source_id", Text),
+    Column("agent_source_id", Text),
+    Column("occurred_at", DateTime(timezone=True)),
+    Column("summary", Text),
+    Column("_synced_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("deleted_at", DateTime(timezone=True)),
+    UniqueConstraint("integration", "account_id", "source_entity", "source_id"),
+    CheckConstraint("kind IN ('call', 'text', 'event', 'appointment', 'email', 'note')", name="kind"),
+    Index("ix_contact_log_participant", "integration", "account_id", "participant_source_id"),
+    schema=CORE,
 )

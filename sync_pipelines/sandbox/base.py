@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -69,6 +70,8 @@ class Simulator:
         self.rate_limits = dict(self.default_rate_limits)
         self.subscriptions: list[dict[str, Any]] = []
         self._lock = threading.RLock()
+        self._burst_started = 0.0
+        self._burst_size = 0
 
     # -- to implement -------------------------------------------------------------------------
 
@@ -152,13 +155,30 @@ class Simulator:
             raw = raw[: max(1, len(raw) // 2)]
         return Response(raw, status_code=status, headers=headers, media_type="application/json")
 
-    def emit(
-        self, url: str, payload: dict[str, Any], sign: Callable[[bytes], dict[str, str]], event_id: str
-    ) -> None:
+    def raw_body(
+        self, raw: bytes, status: int = 200, headers: dict[str, str] | None = None, listing: bool = False
+    ) -> Response:
+        """Pre-serialised JSON, with the same truncated-page fault as `body`."""
+        if listing and self.faults.take("truncated_pages"):
+            raw = raw[: max(1, len(raw) // 2)]
+        return Response(raw, status_code=status, headers=headers, media_type="application/json")
+
+    def emit(self, url: str, payload: dict[str, Any], sign: Callable[[bytes], dict[str, str]], event_id: str) -> None:
         raw = dumps(payload)
         copies = 1 + max(0, self.faults.webhook_duplicates)
+        delay = 0.0
+        if self.faults.webhook_out_of_order:
+            # Each event of a burst is held a little less than the one before it, so the burst arrives
+            # newest first; a quiet second resets the burst.
+            now = time.monotonic()
+            if now - self._burst_started > 1.0:
+                self._burst_started, self._burst_size = now, 0
+            self._burst_size += 1
+            delay = max(0.0, 0.5 - 0.05 * self._burst_size)
         for _ in range(copies):
-            self.sandbox.emitter.send(self.name, url, raw, sign, self.webhook_retry_delays, event_id=event_id)
+            self.sandbox.emitter.send(
+                self.name, url, raw, sign, self.webhook_retry_delays, event_id=event_id, delay=delay
+            )
 
     def after_page(self, account: str, entity: str, served_ids: list[int]) -> None:
         """Fault hooks: the source changes while a client pages through it."""

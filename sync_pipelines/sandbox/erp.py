@@ -30,7 +30,6 @@ from sync_pipelines.lib import db
 SCHEMA = "ifsapp"
 SEQUENCE = f"{SCHEMA}.rowversion_seq"
 ERP_URL_ENV = "SYNC_ERP_DATABASE_URL"
-DEFAULT_DATABASE = "sync_erp"
 
 # The same five-year window as the SaaS simulators (sandbox.gen.HISTORY_*), so the sources line up.
 HISTORY_START = datetime(2021, 11, 1, tzinfo=UTC)
@@ -142,8 +141,14 @@ def erp_url() -> URL:
     return db.server_url(f"{base}_erp")
 
 
-def create_database(name: str = DEFAULT_DATABASE) -> URL:
-    """Create database `name` on the warehouse's server if missing, with the ERP schema in it."""
+def create_database(name: str | None = None) -> URL:
+    """Create the ERP database (default: the one `erp_url()` names) if missing, with the ERP schema in it."""
+    if name is None:
+        target = erp_url()
+        if os.environ.get(ERP_URL_ENV, "").strip():
+            create_schema(target)  # a server we were pointed at: use it as it is
+            return target
+        name = target.database
     db.ensure_database(name)
     url = db.server_url(name)
     create_schema(url)
@@ -341,9 +346,7 @@ def _customer_columns(seed: int, i: str, h: str, epoch_sql: str) -> dict[str, st
         "country": _by_index([c[0] for c in COUNTRIES], country),
         "creation_date": _ts(epoch_sql),
         # Credit limits in whole thousands, most customers small, a few large.
-        "credit_limit": (
-            f"(1000 * (10 + mod({_bits(h, 3)}, 491)) * (1 + 4 * (mod({_bits(h, 2)}, 10) = 0)::int))"
-        ),
+        "credit_limit": (f"(1000 * (10 + mod({_bits(h, 3)}, 491)) * (1 + 4 * (mod({_bits(h, 2)}, 10) = 0)::int))"),
     }
 
 
@@ -713,17 +716,14 @@ def mutate(
     inserted = dict.fromkeys(TABLES, 0)
     deleted = dict.fromkeys(TABLES, 0)
     with _connect(conn_or_url) as conn, conn.transaction():
-        max_customer = _number(
-            conn.execute(f"SELECT max(customer_id) FROM {SCHEMA}.customer_info").fetchone()[0]
-        )
+        max_customer = _number(conn.execute(f"SELECT max(customer_id) FROM {SCHEMA}.customer_info").fetchone()[0])
         max_order = _number(conn.execute(f"SELECT max(order_no) FROM {SCHEMA}.customer_order").fetchone()[0])
 
         # Earlier steps' withheld orders are the only line parents numbered above every existing order.
         orphans = [
             row[0]
             for row in conn.execute(
-                f"SELECT DISTINCT order_no FROM {SCHEMA}.customer_order_line "
-                f"WHERE order_no > %s ORDER BY order_no",
+                f"SELECT DISTINCT order_no FROM {SCHEMA}.customer_order_line WHERE order_no > %s ORDER BY order_no",
                 (_order_no_text(max_order),),
             )
         ]
@@ -747,13 +747,9 @@ def mutate(
                 keys = _pick_keys(conn, table, count, _key(seed, "delete", table, step), top, "O")
                 if table == "customer_order":
                     numbers = [k[0] for k in keys]
-                    cur = conn.execute(
-                        f"DELETE FROM {SCHEMA}.customer_order_line WHERE order_no = ANY(%s)", (numbers,)
-                    )
+                    cur = conn.execute(f"DELETE FROM {SCHEMA}.customer_order_line WHERE order_no = ANY(%s)", (numbers,))
                     deleted["customer_order_line"] += cur.rowcount
-                    cur = conn.execute(
-                        f"DELETE FROM {SCHEMA}.customer_order WHERE order_no = ANY(%s)", (numbers,)
-                    )
+                    cur = conn.execute(f"DELETE FROM {SCHEMA}.customer_order WHERE order_no = ANY(%s)", (numbers,))
                     deleted["customer_order"] += cur.rowcount
                 else:
                     with conn.cursor() as cur:
@@ -896,9 +892,10 @@ def _insert_new(
 
 
 def row_counts(conn_or_url: ConnOrUrl) -> dict[str, int]:
+    """Exact rows per table (count(*), not the planner's estimate)."""
+    query = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {SCHEMA}.{t}" for t in TABLES)
     with _connect(conn_or_url) as conn:
-        sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {SCHEMA}.{t}" for t in TABLES)
-        return {name: count for name, count in conn.execute(sql)}
+        return {name: count for name, count in conn.execute(query)}
 
 
 def checksum(conn_or_url: ConnOrUrl, table: str, *, schema: str = SCHEMA) -> str:

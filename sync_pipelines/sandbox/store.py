@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sync_pipelines.sandbox.gen import Draw, history_time
+from sync_pipelines.sandbox.gen import Draw, history_time, record_hash
 
 RecordBuilder = Callable[[int, Draw, datetime], dict]
 
@@ -46,9 +46,18 @@ class Window:
 
 class VirtualTable:
     def __init__(
-        self, name: str, count: int, stream: int, build: RecordBuilder, *, id_base: int = 1, ties: int = 1
+        self,
+        name: str,
+        count: int,
+        stream: int,
+        build: RecordBuilder,
+        *,
+        id_base: int = 1,
+        ties: int = 1,
+        dumps: Callable[[object], bytes] | None = None,
     ) -> None:
         self.name = name
+        self.dumps = dumps
         self.count = count
         self.stream = stream
         self.build = build
@@ -90,6 +99,34 @@ class VirtualTable:
             for rid, record in found
             if record is not None or self.is_base(rid)
         ]
+
+    def get_many_json(self, record_ids: list[int]) -> bytes:
+        """The records as the comma-separated body of a JSON array, in order: what a list page sends."""
+        dumps = self.dumps
+        if dumps is None:
+            raise ValueError(f"table {self.name} was built without a JSON encoder")
+        with self._lock:
+            found = [(rid, self._overlay.get(rid)) for rid in record_ids if rid not in self._deleted]
+        writer = getattr(self.build, "write_json", None)
+        parts: list[bytes] = []
+        id_base, count, stream, ties = self.id_base, self.count, self.stream, self.ties
+        for rid, record in found:
+            if parts:
+                parts.append(b",")
+            if record is not None:
+                parts.append(dumps(record))
+                continue
+            index = rid - id_base
+            if not 0 <= index < count:
+                if parts:
+                    parts.pop()
+                continue
+            created = history_time(index, count, ties)
+            if writer is not None:
+                writer(parts, index, record_hash(stream, index), created)
+            else:
+                parts.append(dumps(self.build(index, Draw(stream, index), created)))
+        return b"".join(parts)
 
     def times(self, record_id: int) -> tuple[datetime, datetime] | None:
         with self._lock:
@@ -184,9 +221,7 @@ class VirtualTable:
 class View:
     """An ordered, immutable snapshot of a query: len(), pages by offset, and rank of an id."""
 
-    def __init__(
-        self, table: VirtualTable, lo: int, hi: int, holes: list[int], overlay: list[int], merged: bool
-    ):
+    def __init__(self, table: VirtualTable, lo: int, hi: int, holes: list[int], overlay: list[int], merged: bool):
         self.table = table
         self.lo, self.hi = lo, hi
         self.holes = holes
@@ -229,6 +264,8 @@ class View:
         """Ids at ascending ranks [offset, offset + limit)."""
         if offset >= len(self) or limit <= 0:
             return []
+        if not self.holes and not self.overlay:  # an untouched range: ids are plain arithmetic
+            return list(range(self.lo + offset, min(self.hi, self.lo + offset + limit)))
         if not self.merged:
             out: list[int] = []
             if offset < self.base_len:
@@ -263,15 +300,15 @@ class View:
                 next_base = next(base_iter, None)
         return out
 
-    def page(self, offset: int, limit: int, descending: bool = False) -> list[dict]:
+    def page_ids(self, offset: int, limit: int, descending: bool = False) -> list[int]:
         if descending:
-            n = len(self)
-            end = n - offset
+            end = len(self) - offset
             start = max(0, end - limit)
-            ids = list(reversed(self.ids(start, end - start))) if end > 0 else []
-        else:
-            ids = self.ids(offset, limit)
-        return self.table.get_many(ids)
+            return list(reversed(self.ids(start, end - start))) if end > 0 else []
+        return self.ids(offset, limit)
+
+    def page(self, offset: int, limit: int, descending: bool = False) -> list[dict]:
+        return self.table.get_many(self.page_ids(offset, limit, descending))
 
     def rank_of(self, record_id: int) -> int | None:
         """Ascending rank of an id in a merged view, or None if it is not a member."""

@@ -124,9 +124,7 @@ class WebhookEmitter:
         status: int | None = None
         error: str | None = None
         try:
-            response = self._session.post(
-                delivery.url, data=delivery.body, headers=headers, timeout=self.timeout
-            )
+            response = self._session.post(delivery.url, data=delivery.body, headers=headers, timeout=self.timeout)
             status = response.status_code
         except requests.RequestException as exc:
             error = type(exc).__name__

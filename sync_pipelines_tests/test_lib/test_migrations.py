@@ -87,9 +87,7 @@ def test_every_status_column_has_a_check_constraint_that_rejects_unknown_values(
         ).scalar_one()
     try:
         with db.get_engine(database_url).begin() as conn:
-            conn.execute(
-                sa.update(schema.accounts).where(schema.accounts.c.id == account_id).values(status="bogus")
-            )
+            conn.execute(sa.update(schema.accounts).where(schema.accounts.c.id == account_id).values(status="bogus"))
     except sa.exc.IntegrityError as exc:
         assert "ck_accounts_status" in str(exc)
     else:
@@ -111,9 +109,7 @@ def test_primary_keys_are_uuidv7_generated_in_python(database_url: URL) -> None:
 def test_seed_named_indexes_exist_including_the_partial_dlq_retry_index(database_url: URL) -> None:
     with db.get_engine(database_url).connect() as conn:
         indexes = dict(
-            conn.execute(
-                sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'bridge'")
-            ).all()
+            conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'bridge'")).all()
         )
     for name in (
         "ix_sync_batches_entity",

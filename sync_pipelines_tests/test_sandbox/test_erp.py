@@ -133,8 +133,7 @@ def test_rowversions_are_unique_and_increase_across_tables(erp_db: URL) -> None:
 
     n, distinct, low, high = _fetch(
         erp_db,
-        "SELECT count(*), count(DISTINCT rowversion), min(rowversion), max(rowversion) "
-        f"FROM ({ALL_ROWVERSIONS}) r",
+        f"SELECT count(*), count(DISTINCT rowversion), min(rowversion), max(rowversion) FROM ({ALL_ROWVERSIONS}) r",
     )[0]
     assert (n, distinct, low, high) == (total, total, 1, total)
     assert _one(erp_db, "SELECT last_value FROM ifsapp.rowversion_seq") == total
@@ -270,9 +269,7 @@ def test_an_update_bumps_rowversion_above_all_previous(erp_db: URL) -> None:
     checksum_before = erp.checksum(erp_db, "customer_info")
 
     with psycopg.connect(db.libpq_uri(erp_db)) as conn:
-        conn.execute(
-            "UPDATE ifsapp.customer_info SET credit_limit = credit_limit WHERE customer_id = 'C0000001'"
-        )
+        conn.execute("UPDATE ifsapp.customer_info SET credit_limit = credit_limit WHERE customer_id = 'C0000001'")
         conn.execute("UPDATE ifsapp.customer_order SET state = state WHERE order_no = 'O00000001'")
 
     bumped = dict(
@@ -291,9 +288,7 @@ def test_checksum_takes_a_qualified_name_and_rejects_unknown_tables(erp_db: URL)
     assert erp.checksum(erp_db, "ifsapp.customer_order") == erp.checksum(erp_db, "customer_order")
     with psycopg.connect(db.libpq_uri(erp_db)) as conn:
         conn.execute("CREATE SCHEMA copy")
-        conn.execute(
-            "CREATE TABLE copy.customer_order AS SELECT * FROM ifsapp.customer_order ORDER BY random()"
-        )
+        conn.execute("CREATE TABLE copy.customer_order AS SELECT * FROM ifsapp.customer_order ORDER BY random()")
     assert erp.checksum(erp_db, "copy.customer_order") == erp.checksum(erp_db, "customer_order")
     assert erp.checksum(erp_db, "customer_order", schema="copy") == erp.checksum(erp_db, "customer_order")
     with pytest.raises(ValueError, match="unknown ERP table"):
@@ -337,9 +332,7 @@ def test_mutate_inserts_updates_and_deletes_what_it_says(erp_db: URL) -> None:
     changed = _changed_since(erp_db, high_water)
     for table in erp.TABLES:
         assert changed[table] == result.updated[table] + result.inserted[table], table
-    assert _max_rowversion(erp_db) == high_water + sum(result.updated.values()) + sum(
-        result.inserted.values()
-    )
+    assert _max_rowversion(erp_db) == high_water + sum(result.updated.values()) + sum(result.inserted.values())
     # New orders are numbered after the old ones and stamped with the step's clock time.
     new_orders = _fetch(
         erp_db,
@@ -465,9 +458,7 @@ def test_erp_url_honours_its_environment_variable(monkeypatch: pytest.MonkeyPatc
         erp.erp_url()
 
 
-def test_create_database_makes_an_empty_erp_on_the_warehouse_server(
-    database_url: URL, pg_server: TestServer
-) -> None:
+def test_create_database_makes_an_empty_erp_on_the_warehouse_server(database_url: URL, pg_server: TestServer) -> None:
     name = f"erp_{uuid4().hex[:8]}"
     try:
         url = erp.create_database(name)

@@ -172,9 +172,7 @@ def test_malformed_records_are_the_same_records_every_time(sandbox: Sandbox) -> 
     sandbox["fub"].faults.update({"malformed_rate": 0.1})
     first = fetch_all(sandbox, "people", {"limit": 100, "sort": "id"})
     second = fetch_all(sandbox, "people", {"limit": 100, "sort": "id"})
-    broken = [
-        p for p in first if "id" not in p or p["created"] == "not-a-date" or not isinstance(p["updated"], str)
-    ]
+    broken = [p for p in first if "id" not in p or p["created"] == "not-a-date" or not isinstance(p["updated"], str)]
     assert 10 <= len(broken) <= 60
     assert first == second
 
@@ -215,9 +213,7 @@ def _independent_fub_signature(body: bytes, key: str) -> str:
 def test_webhooks_are_registered_signed_and_redelivered_until_acknowledged(sandbox: Sandbox) -> None:
     fub = sandbox["fub"]
     with WebhookSink(statuses=[500, 503]) as sink:
-        registered = client().post(
-            f"{fub.base_url}/v1/webhooks", json={"event": "peopleCreated", "url": sink.url}
-        )
+        registered = client().post(f"{fub.base_url}/v1/webhooks", json={"event": "peopleCreated", "url": sink.url})
         assert registered.status_code == 201 and registered.json()["status"] == "Active"
         ids = fub.mutate("acme", "people", creates=2)["created"]
         assert sink.wait_for(3)  # two failures, then the redelivery that succeeds
@@ -233,13 +229,8 @@ def test_webhooks_are_registered_signed_and_redelivered_until_acknowledged(sandb
 def test_at_most_two_webhooks_per_event_and_only_with_a_system_key(sandbox: Sandbox) -> None:
     url = f"{sandbox['fub'].base_url}/v1/webhooks"
     for _ in range(2):
-        assert (
-            client().post(url, json={"event": "callsCreated", "url": "http://127.0.0.1:9/x"}).status_code
-            == 201
-        )
-    assert (
-        client().post(url, json={"event": "callsCreated", "url": "http://127.0.0.1:9/x"}).status_code == 400
-    )
+        assert client().post(url, json={"event": "callsCreated", "url": "http://127.0.0.1:9/x"}).status_code == 201
+    assert client().post(url, json={"event": "callsCreated", "url": "http://127.0.0.1:9/x"}).status_code == 400
     bare = requests.post(url, auth=(KEY, ""), json={"event": "dealsCreated", "url": "http://127.0.0.1:9/x"})
     assert bare.status_code == 403
 
@@ -252,13 +243,19 @@ def test_duplicate_and_out_of_order_webhooks(sandbox: Sandbox) -> None:
         fub.mutate("acme", "people", updates=1)
         assert sink.wait_for(2)
         assert sink.received[0][0] == sink.received[1][0]
+    fub.faults.reset()
+    fub.faults.update({"webhook_out_of_order": True})
+    with WebhookSink() as sink:
+        client().post(f"{fub.base_url}/v1/webhooks", json={"event": "dealsUpdated", "url": sink.url})
+        first = fub.mutate("acme", "deals", updates=1)["updated"]
+        second = fub.mutate("acme", "deals", updates=1)["updated"]
+        assert sink.wait_for(2)
+        assert [json.loads(body)["resourceIds"] for body, _ in sink.received] == [second, first]
 
 
 def test_admin_api_switches_faults_and_moves_the_clock(sandbox: Sandbox) -> None:
     base = sandbox.base_url
-    assert (
-        requests.post(f"{base}/_sandbox/fub/faults", json={"server_errors": 1}).json()["server_errors"] == 1
-    )
+    assert requests.post(f"{base}/_sandbox/fub/faults", json={"server_errors": 1}).json()["server_errors"] == 1
     assert requests.post(f"{base}/_sandbox/fub/faults", json={"nonsense": 1}).status_code == 400
     assert client().get(f"{sandbox['fub'].base_url}/v1/people").status_code in (500, 502, 503)
     before = sandbox["fub"].counts("acme")["people"]
@@ -267,3 +264,12 @@ def test_admin_api_switches_faults_and_moves_the_clock(sandbox: Sandbox) -> None
     assert sandbox["fub"].counts("acme")["people"] != before or sandbox["fub"].counts("acme")["calls"] > 150
     info = requests.get(f"{base}/_sandbox/info").json()
     assert info["sources"]["fub"]["credentials"]["accounts"]["acme"] == KEY
+
+
+def test_list_pages_and_single_fetches_serve_identical_records(sandbox: Sandbox) -> None:
+    # List pages are spliced from cached JSON; single fetches are built as dicts: both must agree.
+    for collection in ("people", "deals", "events", "calls", "textMessages", "appointments", "users"):
+        listed = client().get(f"{sandbox['fub'].base_url}/v1/{collection}", params={"limit": 5}).json()[collection]
+        for record in listed:
+            single = client().get(f"{sandbox['fub'].base_url}/v1/{collection}/{record['id']}").json()
+            assert single == record

@@ -11,14 +11,10 @@ BRIDGE_HEALTH_QUERIES: dict[str, sa.Select] = {
     "dlq_open": sa.select(sa.func.count()).where(schema.failed_records.c.resolved_at.is_(None)),
     "dlq_dead": sa.select(sa.func.count()).where(schema.failed_records.c.status == "dead"),
     "pending_children": sa.select(sa.func.count()).where(schema.pending_children.c.status == "pending"),
-    "webhooks_pending": sa.select(sa.func.count()).where(
-        schema.webhook_events.c.status.in_(("pending", "failed"))
-    ),
+    "webhooks_pending": sa.select(sa.func.count()).where(schema.webhook_events.c.status.in_(("pending", "failed"))),
     "webhooks_dead": sa.select(sa.func.count()).where(schema.webhook_events.c.status == "dead"),
     "jobs_in_error": sa.select(sa.func.count()).where(schema.job_status.c.status == "ERROR"),
-    "background_in_error": sa.select(sa.func.count()).where(
-        schema.background_sync_schedule.c.status == "error"
-    ),
+    "background_in_error": sa.select(sa.func.count()).where(schema.background_sync_schedule.c.status == "error"),
 }
 
 

@@ -1,0 +1,252 @@
+"""HTTP for source APIs: keep-alive, retries with backoff and jitter, Retry-After, pacing, an audit of calls.
+
+Source-agnostic: an integration's client subclasses ApiClient and adds its auth in `authorize`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A source answered with an error we must not retry (4xx other than 429)."""
+
+    def __init__(self, status: int, message: str, url: str) -> None:
+        super().__init__(f"HTTP {status} from {url}: {message}")
+        self.status = status
+        self.message = message
+        self.url = url
+
+
+class AuthError(ApiError):
+    """401/403: the credentials are wrong, revoked or the account is suspended."""
+
+
+class TransientError(Exception):
+    """Worth retrying: 5xx, a timeout, a broken connection or a body that is not valid JSON."""
+
+
+@dataclass
+class CallStats:
+    api_calls: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    pages: int = 0
+    bytes: int = 0
+    waited_seconds: float = 0.0
+
+    def as_metadata(self) -> dict[str, int | float]:
+        return {
+            "api_calls": self.api_calls,
+            "rate_limited_429": self.rate_limited,
+            "retries": self.retries,
+            "pages": self.pages,
+            "bytes": self.bytes,
+            "rate_wait_seconds": round(self.waited_seconds, 2),
+        }
+
+
+@dataclass
+class CallRecord:
+    method: str
+    url: str
+    status: int | None
+    duration_ms: int
+    error: str | None = None
+    response_excerpt: str | None = None
+
+
+@dataclass
+class Pacer:
+    """Spreads requests at the source's advertised rate once the window runs low, so a sync uses nearly
+    all of its allowance while almost never hitting 429."""
+
+    low_water: float = 0.15
+    _next_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, stats: CallStats) -> None:
+        with self._lock:
+            delay = self._next_at - time.monotonic()
+        if delay > 0:
+            stats.waited_seconds += delay
+            time.sleep(delay)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        limit = _int(headers.get("X-RateLimit-Limit"))
+        remaining = _int(headers.get("X-RateLimit-Remaining"))
+        if not limit or remaining is None:
+            return
+        window = _float(headers.get("X-RateLimit-Window"))
+        reset = _float(headers.get("X-RateLimit-Reset"))
+        if window is None and reset is not None:
+            window = max(reset - time.time(), 0.0) if reset > 1e9 else reset
+        if window is None:
+            window = 60.0
+        now = time.monotonic()
+        with self._lock:
+            if remaining <= 0:
+                self._next_at = now + (window / limit) * 2
+            elif remaining < limit * self.low_water:
+                self._next_at = now + window / limit
+            else:
+                self._next_at = 0.0
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ApiClient:
+    """One source's HTTP client. Subclasses set `integration` and implement `authorize`."""
+
+    integration = "generic"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_rate_limited: int = 50,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.max_rate_limited = max_rate_limited
+        self.sleep = sleep
+        self.stats = CallStats()
+        self.calls: list[CallRecord] = []
+        self.pacer = Pacer()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def authorize(self, headers: dict[str, str]) -> None:
+        """Add credentials to a request's headers."""
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[Any, Mapping[str, str]]:
+        """GET a JSON body, retrying what is transient; 429s wait for Retry-After and do not use up attempts."""
+        url = self.url(path)
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            stop=stop_after_attempt(self.max_attempts),
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=lambda state: self._count_retry(state.outcome.exception() if state.outcome else None),
+        )
+        return retrying(self._get_once, url, params)
+
+    def _count_retry(self, exc: BaseException | None) -> None:
+        self.stats.retries += 1
+        log.warning("%s: retrying after %s", self.integration, exc)
+
+    def _get_once(self, url: str, params: Mapping[str, Any] | None) -> tuple[Any, Mapping[str, str]]:
+        rate_limited = 0
+        while True:
+            self.pacer.wait(self.stats)
+            headers: dict[str, str] = {"Accept": "application/json"}
+            self.authorize(headers)
+            started = time.monotonic()
+            self.stats.api_calls += 1
+            try:
+                response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                self._record("GET", url, None, started, type(exc).__name__)
+                raise TransientError(f"{type(exc).__name__} calling {url}") from exc
+            self.pacer.observe(response.headers)
+            status = response.status_code
+            if status == 429:
+                rate_limited += 1
+                self.stats.rate_limited += 1
+                self._record("GET", url, status, started, "rate limited", response.text[:500])
+                if rate_limited > self.max_rate_limited:
+                    raise TransientError(f"{url} kept answering 429 ({rate_limited} times)")
+                wait = _float(response.headers.get("Retry-After")) or min(2.0**rate_limited, 60.0)
+                wait += random.uniform(0, 0.1)  # so parallel clients do not return in lockstep
+                self.stats.waited_seconds += wait
+                self.sleep(wait)
+                continue
+            if status >= 500:
+                self._record("GET", url, status, started, f"HTTP {status}", response.text[:500])
+                raise TransientError(f"HTTP {status} from {url}")
+            if status >= 400:
+                message = _error_message(response)
+                self._record("GET", url, status, started, message, response.text[:500])
+                error_cls = AuthError if status in (401, 403) else ApiError
+                raise error_cls(status, message, url)
+            body_bytes = response.content
+            try:
+                body = orjson.loads(body_bytes)
+            except orjson.JSONDecodeError as exc:
+                self._record("GET", url, status, started, "invalid JSON", body_bytes[-200:].decode(errors="replace"))
+                raise TransientError(f"truncated or invalid JSON from {url}") from exc
+            self.stats.pages += 1
+            self.stats.bytes += len(body_bytes)
+            self._record("GET", url, status, started, None)
+            return body, response.headers
+
+    def _record(
+        self,
+        method: str,
+        url: str,
+        status: int | None,
+        started: float,
+        error: str | None,
+        excerpt: str | None = None,
+    ) -> None:
+        self.calls.append(CallRecord(method, url, status, int((time.monotonic() - started) * 1000), error, excerpt))
+
+    def drain_calls(self) -> list[CallRecord]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        for key in ("errorMessage", "message", "error_description"):
+            if isinstance(body.get(key), str):
+                return body[key]
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+    return str(body)[:200]

@@ -1,0 +1,562 @@
+"""The load path every integration shares: records in, one transaction per batch.
+
+    COPY raw records into staging  ->  normalise with bridge.field_mappings (SQL)  ->  validate
+    ->  invalid rows to bridge.failed_records  ->  children without a parent to bridge.pending_children
+    ->  one set-based upsert into core with a change guard  ->  audit rows  ->  children whose parent
+    just landed  ->  sync_batches metrics  ->  the cursor in bridge.sync_state
+
+All of it commits together, so the cursor can never get ahead of the rows it covers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+from sqlalchemy import Table
+
+from sync_pipelines.lib.http import CallRecord
+from sync_pipelines.lib.ids import new_id
+from sync_pipelines.lib.mappings import FieldMapping, normalise_select
+
+# Columns every core entity table has, filled by the load path itself rather than by mappings.
+SYSTEM_COLUMNS = ("source_id", "created_at_source", "_source_updated_at")
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """A child row points at a parent by the parent's source id in `column`."""
+
+    entity: str
+    column: str
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    integration: str
+    entity: str
+    staging: Table
+    core: Table
+    mappings: tuple[FieldMapping, ...]
+    parent: ParentRef | None = None
+    id_field: str = "id"
+    created_field: str = "created"
+
+    @property
+    def name(self) -> str:
+        return f"{self.integration}/{self.entity}"
+
+
+@dataclass
+class BatchCounts:
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    pending: int = 0
+    deleted: int = 0
+    children_resolved: int = 0
+
+    def add(self, other: BatchCounts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_metadata(self) -> dict[str, int]:
+        return {f"rows_{f.name}": getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class LoadContext:
+    """What one sync run knows while it loads batches."""
+
+    integration: str
+    account_id: uuid.UUID
+    sync_type: str = "realtime"
+    dagster_run_id: str | None = None
+    period_key: str | None = None
+    registry: Mapping[str, EntitySpec] = field(default_factory=dict)
+    max_retries: int = 5
+
+
+def _ident(table: Table) -> sql.Composable:
+    return sql.Identifier(table.schema or "public", table.name)
+
+
+def read_mappings(conn: psycopg.Connection, spec: EntitySpec) -> list[FieldMapping]:
+    rows = conn.execute(
+        """
+        SELECT source_field, target_field, data_type, transformation, default_value, is_required
+        FROM bridge.field_mappings
+        WHERE integration = %s AND entity_name = %s AND is_active
+        ORDER BY position, target_field
+        """,
+        (spec.integration, spec.entity),
+    ).fetchall()
+    mappings = [FieldMapping(*row) for row in rows] or list(spec.mappings)
+    known = {c.name for c in spec.core.columns}
+    for mapping in mappings:
+        mapping.validate()
+        if mapping.target_field not in known:
+            raise ValueError(
+                f"field mapping {spec.name}: target {mapping.target_field!r} is not a column of "
+                f"{spec.core.schema}.{spec.core.name}"
+            )
+    return mappings
+
+
+def _copy_to_staging(
+    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, records: Iterable[dict]
+) -> int:
+    columns = sql.SQL(", ").join(map(sql.Identifier, ("_batch_id", "account_id", "source_id", "period_key", "raw")))
+    count = 0
+    id_field, created_field = spec.id_field, spec.created_field
+    with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(_ident(spec.staging), columns)) as copy:
+        for record in records:
+            source_id = record.get(id_field) if isinstance(record, dict) else None
+            created = record.get(created_field) if isinstance(record, dict) else None
+            period = created[:7] if isinstance(created, str) and len(created) >= 7 else None
+            raw = orjson.dumps(record).decode()
+            # JSON text may contain \u0000, which Postgres jsonb refuses: keep the record, lose the NUL.
+            if "\\u0000" in raw:
+                raw = raw.replace("\\u0000", "")
+            copy.write_row((batch_id, ctx.account_id, None if source_id is None else str(source_id), period, raw))
+            count += 1
+    return count
+
+
+def load_batch(
+    conn: psycopg.Connection,
+    spec: EntitySpec,
+    ctx: LoadContext,
+    records: list[dict],
+    *,
+    cursor: tuple[str, str | None] | None = None,
+    calls: list[CallRecord] | None = None,
+    records_synced: int | None = None,
+) -> tuple[uuid.UUID, BatchCounts]:
+    """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit."""
+    started = time.monotonic()
+    batch_id = new_id()
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO bridge.sync_batches (id, integration, account_id, entity_name, source_system, sync_type,
+                                             status, period_key, dagster_run_id, cursor_before)
+            VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, %s)
+            """,
+            (batch_id, spec.integration, ctx.account_id, spec.entity, spec.integration, ctx.sync_type,
+             ctx.period_key, ctx.dagster_run_id, None),
+        )  # fmt: skip
+        counts = _load_rows(conn, spec, ctx, batch_id, records)
+        if calls:
+            _write_call_log(conn, spec, ctx, calls)
+        conn.execute(
+            """
+            UPDATE bridge.sync_batches
+            SET status = 'completed', completed_at = now(), rows_fetched = %s, rows_normalized = %s,
+                rows_inserted = %s, rows_updated = %s, rows_unchanged = %s, rows_failed = %s,
+                rows_pending = %s, rows_deleted = %s, pages = %s, api_calls = %s, rate_limited = %s,
+                duration_ms = %s, cursor_after = %s
+            WHERE id = %s
+            """,
+            (
+                counts.fetched, counts.fetched - counts.failed, counts.inserted, counts.updated, counts.unchanged,
+                counts.failed, counts.pending, counts.deleted,
+                sum(1 for c in calls or [] if c.status == 200), len(calls or []),
+                sum(1 for c in calls or [] if c.status == 429),
+                int((time.monotonic() - started) * 1000), cursor[1] if cursor else None, batch_id,
+            ),
+        )  # fmt: skip
+        if cursor is not None:
+            save_cursor(conn, spec.integration, ctx.account_id, cursor[0], cursor[1], records_synced)
+    return batch_id, counts
+
+
+def save_cursor(
+    conn: psycopg.Connection,
+    integration: str,
+    account_id: uuid.UUID,
+    entity_type: str,
+    cursor: str | None,
+    records_synced: int | None = None,
+    status: str = "running",
+) -> None:
+    conn.execute(
+        """
+        INSERT INTO bridge.sync_state (integration, account_id, entity_type, cursor, status, records_synced,
+                                       last_sync_at, updated_at)
+        VALUES (%s, %s, %s, %s, %s, coalesce(%s, 0), now(), now())
+        ON CONFLICT (integration, account_id, entity_type) DO UPDATE
+        SET cursor = EXCLUDED.cursor, status = EXCLUDED.status, error_message = NULL,
+            records_synced = coalesce(%s, bridge.sync_state.records_synced),
+            last_sync_at = now(), updated_at = now()
+        """,
+        (integration, account_id, entity_type, cursor, status, records_synced, records_synced),
+    )
+
+
+def read_cursor(conn: psycopg.Connection, integration: str, account_id: uuid.UUID, entity_type: str) -> str | None:
+    row = conn.execute(
+        "SELECT cursor FROM bridge.sync_state WHERE integration = %s AND account_id = %s AND entity_type = %s",
+        (integration, account_id, entity_type),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _write_call_log(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, calls: list[CallRecord]) -> None:
+    with conn.cursor().copy(
+        "COPY bridge.sync_logs (integration, account_id, entity_type, method, url, status_code, duration_ms,"
+        " error_message, response_payload) FROM STDIN"
+    ) as copy:
+        for call in calls:
+            excerpt = orjson.dumps({"excerpt": call.response_excerpt}).decode() if call.response_excerpt else None
+            copy.write_row(
+                (spec.integration, ctx.account_id, spec.entity, call.method, call.url, call.status,
+                 call.duration_ms, call.error, excerpt)
+            )  # fmt: skip
+
+
+def _load_rows(
+    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, records: list[dict]
+) -> BatchCounts:
+    counts = BatchCounts(fetched=_copy_to_staging(conn, spec, ctx, batch_id, records))
+    if counts.fetched == 0:
+        return counts
+    mappings = read_mappings(conn, spec)
+    columns, errors = normalise_select(mappings, sql.SQL("s.raw"))
+    targets = [m.target_field for m in mappings]
+    data_columns = [t for t in targets if t not in SYSTEM_COLUMNS]
+    conn.execute("DROP TABLE IF EXISTS _norm, _valid")
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TEMP TABLE _norm ON COMMIT DROP AS
+            SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, {columns}, {errors} AS _errors
+            FROM {staging} s WHERE s._batch_id = %s
+            """
+        ).format(columns=sql.SQL(", ").join(columns), errors=errors, staging=_ident(spec.staging)),
+        (batch_id,),
+    )
+    # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons.
+    counts.failed = conn.execute(
+        """
+        INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id, raw_data,
+                                           normalized_data, stage_failed, error_message, max_retries, next_retry_at)
+        SELECT %s, %s, %s, %s, n._staged_source_id, n.raw, to_jsonb(n) - 'raw' - '_errors' - '_row_id',
+               'validation', array_to_string(n._errors, '; '), %s, now() + interval '1 minute'
+        FROM _norm n WHERE cardinality(n._errors) > 0
+        """,
+        (batch_id, spec.integration, ctx.account_id, spec.entity, ctx.max_retries),
+    ).rowcount
+    hash_parts = sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(t)) for t in targets)
+    # The latest version of each record wins inside a batch (an overlap window can return it twice).
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TEMP TABLE _valid ON COMMIT DROP AS
+            SELECT DISTINCT ON (n.source_id) n.*, md5(ROW({hash_parts}, n.raw)::text) AS _row_hash
+            FROM _norm n WHERE cardinality(n._errors) = 0
+            ORDER BY n.source_id, n._source_updated_at DESC NULLS LAST, n._row_id DESC
+            """
+        ).format(hash_parts=hash_parts)
+    )
+    if spec.parent is not None:
+        parent_spec = ctx.registry.get(spec.parent.entity)
+        if parent_spec is not None:
+            counts.pending = _hold_orphans(conn, spec, ctx, batch_id, parent_spec)
+    inserted, updated, total = _upsert(conn, spec, ctx, batch_id, data_columns)
+    counts.inserted, counts.updated = inserted, updated
+    counts.unchanged = total - inserted - updated
+    counts.children_resolved = _release_children(conn, spec, ctx)
+    return counts
+
+
+def _hold_orphans(
+    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, parent: EntitySpec
+) -> int:
+    assert spec.parent is not None
+    column = sql.Identifier(spec.parent.column)
+    orphan = sql.SQL(
+        "v.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.account_id = %(account)s "
+        "AND p.source_id = v.{col})"
+    ).format(col=column, parent=_ident(parent.core))
+    params = {"account": ctx.account_id, "batch": batch_id, "integration": spec.integration,
+              "child": spec.entity, "parent_entity": parent.entity}  # fmt: skip
+    held = conn.execute(
+        sql.SQL(
+            """
+            INSERT INTO bridge.pending_children (batch_id, integration, account_id, child_entity, child_source_id,
+                                                 parent_entity, parent_source_id, parent_bk_hash, child_payload)
+            SELECT %(batch)s, %(integration)s, %(account)s, %(child)s, v.source_id, %(parent_entity)s, v.{col},
+                   md5(%(account)s::text || ':' || v.{col}), v.raw
+            FROM _valid v WHERE {orphan}
+            ON CONFLICT (integration, account_id, child_entity, child_source_id) WHERE status = 'pending'
+            DO UPDATE SET child_payload = EXCLUDED.child_payload, batch_id = EXCLUDED.batch_id,
+                          parent_source_id = EXCLUDED.parent_source_id, parent_bk_hash = EXCLUDED.parent_bk_hash
+            """
+        ).format(col=column, orphan=orphan),
+        params,
+    ).rowcount
+    if held:
+        conn.execute(sql.SQL("DELETE FROM _valid v WHERE {orphan}").format(orphan=orphan), params)
+    return held
+
+
+def _upsert(
+    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, data_columns: list[str]
+) -> tuple[int, int, int]:
+    core = _ident(spec.core)
+    insert_columns = ["account_id", "source_id", "period_key", "created_at_source", *data_columns, "data",
+                      "_source_updated_at", "_row_hash", "_batch_id", "_synced_at", "deleted_at"]  # fmt: skip
+    values = [
+        sql.SQL("%(account)s"),
+        sql.SQL("v.source_id"),
+        sql.SQL("to_char(v.created_at_source AT TIME ZONE 'UTC', 'YYYY-MM')"),
+        sql.SQL("v.created_at_source"),
+        *[sql.SQL("v.{}").format(sql.Identifier(c)) for c in data_columns],
+        sql.SQL("v.raw"),
+        sql.SQL("v._source_updated_at"),
+        sql.SQL("v._row_hash"),
+        sql.SQL("%(batch)s"),
+        sql.SQL("now()"),
+        sql.SQL("NULL"),
+    ]
+    updates = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+        for c in insert_columns
+        if c not in ("account_id", "source_id")
+    )
+    audited_columns = ["source_id", "period_key", "created_at_source", *data_columns, "_source_updated_at"]
+
+    def audited(alias: str) -> sql.Composable:
+        return sql.SQL(", ").join(
+            sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c))
+            for c in audited_columns
+        )
+
+    row = conn.execute(
+        sql.SQL(
+            """
+            WITH old AS (
+                SELECT c.* FROM {core} c JOIN _valid v ON c.account_id = %(account)s AND c.source_id = v.source_id
+            ), up AS (
+                INSERT INTO {core} AS t ({columns})
+                SELECT {values} FROM _valid v
+                ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
+                WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
+                  AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
+                       OR EXCLUDED._source_updated_at >= t._source_updated_at)
+                RETURNING t.*, (xmax = 0) AS _inserted
+            ), audit AS (
+                INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
+                                              batch_id, old_value, new_value)
+                SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, %(integration)s, %(entity)s, t.id,
+                       t.source_id, %(account)s, %(batch)s,
+                       CASE WHEN t._inserted THEN NULL ELSE jsonb_build_object({old_audited}) END,
+                       jsonb_build_object({audited})
+                FROM up t LEFT JOIN old o ON o.source_id = t.source_id
+                RETURNING 1
+            )
+            SELECT count(*) FILTER (WHERE _inserted), count(*) FILTER (WHERE NOT _inserted),
+                   (SELECT count(*) FROM _valid), (SELECT count(*) FROM audit)
+            FROM up
+            """
+        ).format(
+            core=core,
+            columns=sql.SQL(", ").join(map(sql.Identifier, insert_columns)),
+            values=sql.SQL(", ").join(values),
+            updates=updates,
+            audited=audited("t"),
+            old_audited=audited("o"),
+        ),
+        {
+            "account": ctx.account_id,
+            "batch": batch_id,
+            "integration": spec.integration,
+            "entity": spec.entity,
+        },
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _release_children(conn: psycopg.Connection, parent: EntitySpec, ctx: LoadContext) -> int:
+    """Children waiting for a parent that is now in core are loaded now, in this same transaction."""
+    rows = conn.execute(
+        sql.SQL(
+            """
+            SELECT pc.id, pc.child_entity, pc.child_payload FROM bridge.pending_children pc
+            WHERE pc.status = 'pending' AND pc.integration = %s AND pc.account_id = %s AND pc.parent_entity = %s
+              AND EXISTS (SELECT 1 FROM {parent} p WHERE p.account_id = pc.account_id
+                          AND p.source_id = pc.parent_source_id)
+            FOR UPDATE SKIP LOCKED
+            """
+        ).format(parent=_ident(parent.core)),
+        (parent.integration, ctx.account_id, parent.entity),
+    ).fetchall()
+    if not rows:
+        return 0
+    by_child: dict[str, list[tuple[Any, dict]]] = {}
+    for row_id, child_entity, payload in rows:
+        by_child.setdefault(child_entity, []).append((row_id, payload))
+    released = 0
+    for child_entity, items in by_child.items():
+        child_spec = ctx.registry.get(child_entity)
+        if child_spec is None:
+            continue
+        nested_batch = new_id()
+        conn.execute(
+            """
+            INSERT INTO bridge.sync_batches (id, integration, account_id, entity_name, source_system, sync_type,
+                                             status, dagster_run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, 'completed', %s)
+            """,
+            (nested_batch, child_spec.integration, ctx.account_id, child_entity, child_spec.integration,
+             ctx.sync_type, ctx.dagster_run_id),
+        )  # fmt: skip
+        counts = _load_rows(conn, child_spec, ctx, nested_batch, [payload for _, payload in items])
+        conn.execute(
+            "UPDATE bridge.sync_batches SET rows_fetched = %s, rows_inserted = %s, rows_updated = %s, "
+            "rows_failed = %s, completed_at = now() WHERE id = %s",
+            (counts.fetched, counts.inserted, counts.updated, counts.failed, nested_batch),
+        )
+        conn.execute(
+            "UPDATE bridge.pending_children SET status = 'resolved', resolved_at = now() WHERE id = ANY(%s)",
+            ([row_id for row_id, _ in items],),
+        )
+        released += len(items)
+    return released
+
+
+def soft_delete_missing(
+    conn: psycopg.Connection,
+    spec: EntitySpec,
+    ctx: LoadContext,
+    *,
+    period_keys: list[str] | None,
+    seen_batches: list[uuid.UUID],
+) -> int:
+    """After a complete read of these periods (None: everything of the account), core rows the source no
+    longer has are soft-deleted."""
+    with conn.transaction():
+        return conn.execute(
+            sql.SQL(
+                """
+                WITH gone AS (
+                    UPDATE {core} t SET deleted_at = now(), _synced_at = now()
+                    WHERE t.account_id = %(account)s AND t.deleted_at IS NULL
+                      AND (%(all_periods)s OR t.period_key = ANY(%(periods)s))
+                      AND NOT EXISTS (SELECT 1 FROM {staging} s WHERE s._batch_id = ANY(%(batches)s)
+                                      AND s.source_id = t.source_id)
+                    RETURNING t.*
+                )
+                INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
+                                              old_value, new_value)
+                SELECT 'DELETE', %(integration)s, %(entity)s, g.id, g.source_id, %(account)s,
+                       jsonb_build_object('source_id', g.source_id, 'period_key', g.period_key),
+                       jsonb_build_object('deleted_at', g.deleted_at)
+                FROM gone g
+                """
+            ).format(core=_ident(spec.core), staging=_ident(spec.staging)),
+            {
+                "account": ctx.account_id,
+                "periods": period_keys or [],
+                "all_periods": period_keys is None,
+                "batches": seen_batches,
+                "integration": spec.integration,
+                "entity": spec.entity,
+            },
+        ).rowcount
+
+
+def soft_delete_ids(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, source_ids: list[str]) -> int:
+    """The source told us (a webhook, a 404 on re-fetch) that these records are gone."""
+    if not source_ids:
+        return 0
+    with conn.transaction():
+        return conn.execute(
+            sql.SQL(
+                """
+                WITH gone AS (
+                    UPDATE {core} t SET deleted_at = now(), _synced_at = now()
+                    WHERE t.account_id = %(account)s AND t.source_id = ANY(%(ids)s) AND t.deleted_at IS NULL
+                    RETURNING t.*
+                )
+                INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
+                                              old_value, new_value)
+                SELECT 'DELETE', %(integration)s, %(entity)s, g.id, g.source_id, %(account)s,
+                       jsonb_build_object('source_id', g.source_id), jsonb_build_object('deleted_at', g.deleted_at)
+                FROM gone g
+                """
+            ).format(core=_ident(spec.core)),
+            {
+                "account": ctx.account_id,
+                "ids": source_ids,
+                "integration": spec.integration,
+                "entity": spec.entity,
+            },
+        ).rowcount
+
+
+def retry_failed(
+    conn: psycopg.Connection,
+    spec: EntitySpec,
+    ctx: LoadContext,
+    *,
+    only_due: bool = True,
+    ids: list[uuid.UUID] | None = None,
+    backoff: Callable[[int], int] = lambda attempt: min(60 * 2**attempt, 86_400),
+) -> tuple[int, int]:
+    """Run DLQ records through the load path again (mappings may have been fixed). Returns (resolved, failed)."""
+    where = "resolved_at IS NULL AND status = 'pending' AND integration = %s AND entity_name = %s AND account_id = %s"
+    params: list[Any] = [spec.integration, spec.entity, ctx.account_id]
+    if only_due:
+        where += " AND next_retry_at <= now()"
+    if ids:
+        where += " AND id = ANY(%s)"
+        params.append(ids)
+    rows = conn.execute(
+        f"SELECT id, raw_data, retry_count, max_retries FROM bridge.failed_records WHERE {where} ORDER BY created_at",
+        params,
+    ).fetchall()
+    resolved = failed = 0
+    for row_id, raw, retry_count, _max_retries in rows:
+        if raw is None:
+            continue
+        outcome: BatchCounts | None = None
+        try:
+            with conn.transaction():
+                _, outcome = load_batch(conn, spec, ctx, [raw])
+                if outcome.failed:
+                    raise _StillFailing
+        except _StillFailing:
+            pass
+        with conn.transaction():
+            if outcome is not None and not outcome.failed:
+                conn.execute(
+                    "UPDATE bridge.failed_records SET status = 'resolved', resolved_at = now(), "
+                    "resolution = 'reprocessed', updated_at = now() WHERE id = %s",
+                    (row_id,),
+                )
+                resolved += 1
+            else:
+                attempt = retry_count + 1
+                conn.execute(
+                    "UPDATE bridge.failed_records SET retry_count = %s, updated_at = now(), "
+                    "next_retry_at = now() + make_interval(secs => %s), "
+                    "status = CASE WHEN %s >= max_retries THEN 'dead' ELSE 'pending' END WHERE id = %s",
+                    (attempt, backoff(attempt), attempt, row_id),
+                )
+                failed += 1
+    return resolved, failed
+
+
+class _StillFailing(Exception):
+    """Rolls back a DLQ retry whose record still does not pass validation."""

@@ -1,0 +1,177 @@
+"""Field mappings: source JSON path -> typed core column, editable at runtime in bridge.field_mappings.
+
+Each integration declares its default mappings; they are written to the table once (never overwriting an
+operator's edit) and read back at the start of every batch, so a change takes effect on the next run with
+no code change. Mappings compile to SQL: normalisation and validation run set-based inside Postgres.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from psycopg import sql
+
+from sync_pipelines.lib import schema
+
+DATA_TYPES = {
+    "text": "text",
+    "integer": "integer",
+    "bigint": "bigint",
+    "numeric": "numeric",
+    "boolean": "boolean",
+    "timestamptz": "timestamptz",
+    "date": "date",
+    "jsonb": "jsonb",
+}
+TRANSFORMATIONS = ("none", "trim", "lower", "upper", "trim_lower", "digits")
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    source_field: str
+    target_field: str
+    data_type: str = "text"
+    transformation: str | None = None
+    default_value: str | None = None
+    is_required: bool = False
+
+    def validate(self) -> None:
+        if self.data_type not in DATA_TYPES:
+            raise ValueError(
+                f"field mapping {self.source_field} -> {self.target_field}: data_type {self.data_type!r} "
+                f"is not one of {', '.join(DATA_TYPES)}"
+            )
+        if (self.transformation or "none") not in TRANSFORMATIONS:
+            raise ValueError(
+                f"field mapping {self.source_field} -> {self.target_field}: transformation "
+                f"{self.transformation!r} is not one of {', '.join(TRANSFORMATIONS)}"
+            )
+
+
+def json_path(source_field: str) -> list[str]:
+    """`emails[0].value` -> ['emails', '0', 'value']."""
+    parts = [m.group(1) or m.group(2) for m in _PATH_PART.finditer(source_field)]
+    if not parts:
+        raise ValueError(f"field mapping source {source_field!r} is not a JSON path like emails[0].value")
+    return parts
+
+
+def seed_defaults(conn: sa.Connection, integration: str, entity: str, defaults: Iterable[FieldMapping]) -> None:
+    """Write the defaults for every target column that has no mapping yet; an operator's edit (another
+    source path, a transformation, a deactivated row) is never overwritten."""
+    table = schema.field_mappings
+    existing = set(
+        conn.execute(
+            sa.select(table.c.target_field).where(table.c.integration == integration, table.c.entity_name == entity)
+        ).scalars()
+    )
+    rows = []
+    for position, mapping in enumerate(defaults):
+        mapping.validate()
+        if mapping.target_field in existing:
+            continue
+        rows.append(
+            {
+                "integration": integration,
+                "entity_name": entity,
+                "source_field": mapping.source_field,
+                "target_field": mapping.target_field,
+                "data_type": mapping.data_type,
+                "transformation": mapping.transformation,
+                "default_value": mapping.default_value,
+                "is_required": mapping.is_required,
+                "position": position,
+            }
+        )
+    if rows:
+        conn.execute(sa.insert(table), rows)
+
+
+def active_mappings(conn: sa.Connection, integration: str, entity: str) -> list[FieldMapping]:
+    table = schema.field_mappings
+    rows = conn.execute(
+        sa.select(table)
+        .where(table.c.integration == integration, table.c.entity_name == entity, table.c.is_active)
+        .order_by(table.c.position, table.c.target_field)
+    ).mappings()
+    out = []
+    for row in rows:
+        mapping = FieldMapping(
+            row["source_field"],
+            row["target_field"],
+            row["data_type"],
+            row["transformation"],
+            row["default_value"],
+            row["is_required"],
+        )
+        mapping.validate()
+        out.append(mapping)
+    return out
+
+
+def _extract(mapping: FieldMapping, raw: sql.Composable) -> sql.Composable:
+    path = sql.Literal("{" + ",".join(json_path(mapping.source_field)) + "}")
+    if mapping.data_type == "jsonb":
+        value: sql.Composable = sql.SQL("({} #> {})").format(raw, path)
+        if mapping.default_value is not None:
+            value = sql.SQL("coalesce({}, {}::jsonb)").format(value, sql.Literal(mapping.default_value))
+        return value
+    value = sql.SQL("({} #>> {})").format(raw, path)
+    transform = mapping.transformation or "none"
+    if transform == "trim":
+        value = sql.SQL("btrim({})").format(value)
+    elif transform == "lower":
+        value = sql.SQL("lower({})").format(value)
+    elif transform == "upper":
+        value = sql.SQL("upper({})").format(value)
+    elif transform == "trim_lower":
+        value = sql.SQL("lower(btrim({}))").format(value)
+    elif transform == "digits":
+        value = sql.SQL("nullif(regexp_replace({}, '[^0-9]', '', 'g'), '')").format(value)
+    if mapping.default_value is not None:
+        value = sql.SQL("coalesce({}, {})").format(value, sql.Literal(mapping.default_value))
+    return value
+
+
+def normalise_select(mappings: list[FieldMapping], raw: sql.Composable) -> tuple[list[sql.Composable], sql.Composable]:
+    """(typed column expressions AS target, an expression giving the array of validation errors)."""
+    columns: list[sql.Composable] = []
+    checks: list[sql.Composable] = []
+    for mapping in mappings:
+        target = sql.Identifier(mapping.target_field)
+        text_value = _extract(mapping, raw)
+        if mapping.data_type in ("text", "jsonb"):
+            columns.append(sql.SQL("{} AS {}").format(text_value, target))
+        else:
+            type_name = sql.SQL(DATA_TYPES[mapping.data_type])
+            columns.append(
+                sql.SQL("CASE WHEN pg_input_is_valid({v}, {t}) THEN ({v})::{tn} END AS {c}").format(
+                    v=text_value, t=sql.Literal(DATA_TYPES[mapping.data_type]), tn=type_name, c=target
+                )
+            )
+            checks.append(
+                sql.SQL(
+                    "CASE WHEN {v} IS NOT NULL AND NOT pg_input_is_valid({v}, {t}) "
+                    "THEN format('%%s: %%s is not a valid %%s', {src}, left({v}, 80), {t}) END"
+                ).format(
+                    v=text_value,
+                    t=sql.Literal(DATA_TYPES[mapping.data_type]),
+                    src=sql.Literal(mapping.source_field),
+                )
+            )
+        if mapping.is_required:
+            checks.append(
+                sql.SQL("CASE WHEN {v} IS NULL THEN {msg} END").format(
+                    v=text_value, msg=sql.Literal(f"{mapping.source_field}: required but missing")
+                )
+            )
+    errors = (
+        sql.SQL("array_remove(ARRAY[{}]::text[], NULL)").format(sql.SQL(", ").join(checks))
+        if checks
+        else sql.SQL("ARRAY[]::text[]")
+    )
+    return columns, errors
