@@ -162,7 +162,9 @@ class ApiClient:
         url = self.url(path)
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            wait=wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            wait=wait_exponential_jitter(
+                initial=self.backoff_initial, max=self.backoff_max, jitter=self.backoff_initial
+            ),
             stop=stop_after_attempt(self.max_attempts),
             sleep=self.sleep,
             reraise=True,
