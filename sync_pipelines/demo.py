@@ -70,6 +70,8 @@ def sync_fub_from_sandbox(url: URL) -> bool:
         click.echo(f"backfill: {len(outcomes)} Dagster runs in {time.monotonic() - started:.1f} s "
                    f"({'all succeeded' if ok else 'SOME FAILED'})")  # fmt: skip
         _print_counts(url, fub_sim)
+        ok = operations.rebuild_unified(instance) and ok
+        click.echo(f"unified: core.participant and core.contact_log rebuilt: {_unified_counts(url)}")
         sandbox.advance(3600)
         click.echo("\nsandbox clock +1 h: the sources created, changed and deleted records; running the delta job")
         ok = operations.run_fub_delta(instance, fub) and ok
@@ -77,6 +79,14 @@ def sync_fub_from_sandbox(url: URL) -> bool:
         changed = {r["entity"]: r["rows"] for r in rows if r["account"] == "acme"}
         click.echo(f"after delta, acme rows in core: {changed}")
     return ok
+
+
+def _unified_counts(url: URL) -> dict[str, int]:
+    with db.get_engine(url).connect() as conn:
+        return {
+            t: int(conn.execute(sa.text(f"SELECT count(*) FROM core.{t} WHERE deleted_at IS NULL")).scalar_one())
+            for t in ("participant", "contact_log")
+        }
 
 
 def _print_counts(url: URL, fub_sim: object) -> None:

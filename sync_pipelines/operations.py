@@ -103,6 +103,16 @@ def sync_fub(
     return outcomes
 
 
+def rebuild_unified(instance: dg.DagsterInstance) -> bool:
+    from sync_pipelines.defs.core.assets import contact_log, participant
+
+    result = dg.materialize(
+        [participant, contact_log], instance=pooled(instance), resources={"warehouse": WarehouseResource()},
+        run_config=QUIET, raise_on_error=False,
+    )  # fmt: skip
+    return result.success
+
+
 def run_fub_delta(instance: dg.DagsterInstance, fub: FubResource | None = None) -> bool:
     result = fub_delta_job.execute_in_process(
         instance=instance,

@@ -33,7 +33,7 @@ class FubWorld:
         return FubClient(self.url, key, "SyncPipelines", "fub_sandbox_system_key", timeout=2.0,
                          backoff_initial=0.01, backoff_max=0.05, max_attempts=8)  # fmt: skip
 
-    def backfill(self, account: Account, entity: str = "people", periods: list[str] | None | str = "default"):  # type: ignore[no-untyped-def]
+    def backfill(self, account: Account, entity: str = "people", periods: list[str] | str | None = "default"):  # type: ignore[no-untyped-def]
         chosen = PERIODS if periods == "default" else periods
         return fub_sync.backfill(self.engine, self.client_for, account, entity, chosen)  # type: ignore[arg-type]
 
@@ -41,7 +41,7 @@ class FubWorld:
         return fub_sync.delta(self.engine, self.client_for, account, entity)
 
     def core_ids(self, account: Account, entity: str = "people", period: str | None = None) -> list[str]:
-        query = "SELECT source_id FROM core.fub_{e} WHERE account_id = :a AND deleted_at IS NULL".format(e=entity)
+        query = f"SELECT source_id FROM core.fub_{entity} WHERE account_id = :a AND deleted_at IS NULL"
         params: dict = {"a": account.id}
         if period:
             query += " AND period_key = :p"

@@ -1,0 +1,128 @@
+"""Unified entities across integrations (seed 001's flow): core.participant and core.contact_log.
+
+Each is rebuilt set-based from the integrations' core tables: an upsert that changes nothing writes nothing,
+and a row whose source row was soft-deleted is soft-deleted here too.
+"""
+
+import dagster as dg
+import sqlalchemy as sa
+
+from sync_pipelines.lib.resources import WarehouseResource
+
+# (source table, kind, source_entity, name, email, phone) per integration feeding participant.
+PARTICIPANT_SOURCES = [
+    ("core.fub_people", "fub", "people", "lead", "name", "email", "phone"),
+    ("core.fub_users", "fub", "users", "agent", "name", "email", "NULL"),
+]
+# (source table, integration, source_entity, kind, participant column, agent column, occurred, summary)
+CONTACT_LOG_SOURCES = [
+    ("core.fub_calls", "fub", "calls", "call", "person_source_id", "user_source_id", "created_at_source",
+     "coalesce(outcome, '') || ' (' || coalesce(duration_seconds, 0) || ' s)'"),
+    ("core.fub_text_messages", "fub", "text_messages", "text", "person_source_id", "user_source_id",
+     "created_at_source", "message"),
+    ("core.fub_events", "fub", "events", "event", "person_source_id", "NULL", "created_at_source",
+     "type || coalesce(': ' || message, '')"),
+    ("core.fub_appointments", "fub", "appointments", "appointment", "person_source_id", "user_source_id",
+     "starts_at", "title"),
+]  # fmt: skip
+
+FUB_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("people", "users")]
+CONTACT_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("calls", "text_messages", "events", "appointments")]
+
+
+def rebuild_participants(engine: sa.Engine) -> dict[str, int]:
+    written = 0
+    with engine.begin() as conn:
+        for table, integration, entity, kind, name, email, phone in PARTICIPANT_SOURCES:
+            written += conn.execute(
+                sa.text(
+                    f"""
+                    INSERT INTO core.participant (integration, account_id, source_entity, source_id, kind, name,
+                                                  email, phone, deleted_at)
+                    SELECT :integration, s.account_id, :entity, s.source_id, :kind, s.{name}, s.{email}, {phone},
+                           s.deleted_at
+                    FROM {table} s
+                    ON CONFLICT (integration, account_id, source_entity, source_id) DO UPDATE
+                    SET name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
+                        deleted_at = EXCLUDED.deleted_at, _synced_at = now()
+                    WHERE (core.participant.name, core.participant.email, core.participant.phone,
+                           core.participant.deleted_at)
+                          IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.email, EXCLUDED.phone, EXCLUDED.deleted_at)
+                    """
+                ),
+                {"integration": integration, "entity": entity, "kind": kind},
+            ).rowcount
+        total = conn.execute(sa.text("SELECT count(*) FROM core.participant WHERE deleted_at IS NULL")).scalar_one()
+    return {"rows_written": written, "rows_live": int(total)}
+
+
+def rebuild_contact_log(engine: sa.Engine) -> dict[str, int]:
+    written = 0
+    with engine.begin() as conn:
+        for table, integration, entity, kind, person, agent, occurred, summary in CONTACT_LOG_SOURCES:
+            agent_expr = f"s.{agent}" if agent != "NULL" else "NULL"
+            written += conn.execute(
+                sa.text(
+                    f"""
+                    INSERT INTO core.contact_log (integration, account_id, source_entity, source_id, kind,
+                                                  participant_source_id, agent_source_id, occurred_at, summary,
+                                                  deleted_at)
+                    SELECT :integration, s.account_id, :entity, s.source_id, :kind, s.{person}, {agent_expr},
+                           s.{occurred}, {summary}, s.deleted_at
+                    FROM {table} s
+                    ON CONFLICT (integration, account_id, source_entity, source_id) DO UPDATE
+                    SET participant_source_id = EXCLUDED.participant_source_id,
+                        agent_source_id = EXCLUDED.agent_source_id, occurred_at = EXCLUDED.occurred_at,
+                        summary = EXCLUDED.summary, deleted_at = EXCLUDED.deleted_at, _synced_at = now()
+                    WHERE (core.contact_log.participant_source_id, core.contact_log.agent_source_id,
+                           core.contact_log.occurred_at, core.contact_log.summary, core.contact_log.deleted_at)
+                          IS DISTINCT FROM (EXCLUDED.participant_source_id, EXCLUDED.agent_source_id,
+                                            EXCLUDED.occurred_at, EXCLUDED.summary, EXCLUDED.deleted_at)
+                    """
+                ),
+                {"integration": integration, "entity": entity, "kind": kind},
+            ).rowcount
+        total = conn.execute(sa.text("SELECT count(*) FROM core.contact_log WHERE deleted_at IS NULL")).scalar_one()
+    return {"rows_written": written, "rows_live": int(total)}
+
+
+@dg.asset(
+    key=["core", "participant"],
+    group_name="core",
+    deps=FUB_DEPS,
+    kinds={"postgres"},
+    owners=["team:data-platform"],
+    description="Everyone the brokerage deals with, across integrations: leads (FUB people) and agents "
+    "(FUB users), keyed by (integration, account, source entity, source id).",
+)
+def participant(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=rebuild_participants(warehouse.engine()))
+
+
+@dg.asset(
+    key=["core", "contact_log"],
+    group_name="core",
+    deps=CONTACT_DEPS,
+    kinds={"postgres"},
+    owners=["team:data-platform"],
+    description="Every touch with a participant across integrations: FUB calls, texts, events, appointments.",
+)
+def contact_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=rebuild_contact_log(warehouse.engine()))
+
+
+@dg.asset_check(asset=contact_log, description="Every contact-log row points at a participant that exists.")
+def contact_log_has_no_orphans(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.engine().connect() as conn:
+        orphans = conn.execute(
+            sa.text(
+                """
+                SELECT count(*) FROM core.contact_log c
+                WHERE c.deleted_at IS NULL AND c.participant_source_id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM core.participant p WHERE p.integration = c.integration
+                      AND p.account_id = c.account_id AND p.source_entity = 'people'
+                      AND p.source_id = c.participant_source_id)
+                """
+            )
+        ).scalar_one()
+    return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphans": int(orphans)})

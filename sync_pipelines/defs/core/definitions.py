@@ -1,0 +1,10 @@
+import dagster as dg
+
+from sync_pipelines.defs.core.assets import contact_log, contact_log_has_no_orphans, participant
+from sync_pipelines.lib.resources import WAREHOUSE
+
+defs = dg.Definitions(
+    assets=[participant, contact_log],
+    asset_checks=[contact_log_has_no_orphans],
+    resources={"warehouse": WAREHOUSE},
+)
