@@ -175,7 +175,13 @@ def accounts_group() -> None:
 @accounts_group.command("add")
 @click.argument("integration", type=click.Choice(["fub"]))
 @click.option("--name", required=True, help="Your name for the account; becomes its partition key.")
-@click.option("--api-key", required=True, help="The account's API key (stored encrypted, never printed).")
+@click.option(
+    "--api-key",
+    envvar="SYNC_FUB_API_KEY",
+    prompt=True,
+    hide_input=True,
+    help="The account's API key (stored encrypted, never printed); or SYNC_FUB_API_KEY, or typed at the prompt.",
+)
 @_fail_cleanly
 def accounts_add(integration: str, name: str, api_key: str) -> None:
     """Add an account (or replace its credentials) and its partition row."""
