@@ -131,7 +131,15 @@ def backfill(
                 period = window[0] if window and window[0] == window[1] else None
                 pages = client.window_pages(COLLECTIONS[entity], after, before, None if fresh else resume)
                 ctx = _context(account, "realtime", dagster_run_id, period)
-                result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client, on_batch=on_batch)
+                done_before = report.counts.fetched
+
+                def batch_done(partial: SyncResult, done_before: int = done_before) -> None:
+                    stored = report.counts.inserted + partial.counts.inserted + partial.counts.updated
+                    state.progress(engine, job_id, processed=done_before + partial.counts.fetched, stored=stored)
+                    if on_batch is not None:
+                        on_batch(partial)
+
+                result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client, on_batch=batch_done)
                 report.absorb(result)
                 if fresh:
                     report.soft_deleted += soft_delete_missing(

@@ -312,3 +312,12 @@ def test_credentials_are_encrypted_at_rest(fub: FubWorld) -> None:
 def test_entities_and_collections_cover_the_issue(fub: FubWorld) -> None:
     assert set(COLLECTIONS) == {"people", "deals", "stages", "events", "calls", "text_messages", "appointments",
                                 "users", "groups"}  # fmt: skip
+
+
+def test_job_status_tracks_progress_and_completion(fub: FubWorld) -> None:
+    report = fub.backfill(fub.acme, periods=None)
+    with fub.engine.connect() as conn:
+        job = conn.execute(sa.text("SELECT * FROM bridge.job_status WHERE job_type = 'backfill'")).mappings().one()
+    assert job["status"] == "COMPLETED" and job["progress"] == 100
+    assert job["records_processed"] == report.counts.fetched == job["source_count"]
+    assert job["started_at"] <= job["completed_at"]
