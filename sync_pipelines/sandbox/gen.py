@@ -404,7 +404,8 @@ class Composite:
 
     def write_json(self, out: list[bytes], index: int, h: int, created: datetime) -> None:
         """Append the record's JSON to `out` as parts; a page joins all its parts once."""
-        full, _, fragment = self._slot(h)
+        slot = self._templates[h % self.size]
+        full, _, fragment = slot if slot is not None else self._slot(h)
         own = self._dumps(self._own(index, h, created, full))
         if fragment:
             out.extend((own[:-1], b",", fragment, b"}"))

@@ -12,9 +12,9 @@ import bisect
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sync_pipelines.sandbox.gen import Draw, history_time, record_hash
+from sync_pipelines.sandbox.gen import HISTORY_SECONDS, HISTORY_START, MASK64, Draw, history_time, mix64
 
 RecordBuilder = Callable[[int, Draw, datetime], dict]
 
@@ -110,6 +110,8 @@ class VirtualTable:
         writer = getattr(self.build, "write_json", None)
         parts: list[bytes] = []
         id_base, count, stream, ties = self.id_base, self.count, self.stream, self.ties
+        # The hot loop of every list page: the hash and the creation time are inlined (see gen.py).
+        span, start, mix, multiplier, mask = HISTORY_SECONDS, HISTORY_START, mix64, 0xD1B54A32D192ED03, MASK64
         for rid, record in found:
             if parts:
                 parts.append(b",")
@@ -121,9 +123,12 @@ class VirtualTable:
                 if parts:
                     parts.pop()
                 continue
-            created = history_time(index, count, ties)
+            if ties > 1:
+                created = history_time(index, count, ties)
+            else:
+                created = start + timedelta(seconds=(index * span) // count)
             if writer is not None:
-                writer(parts, index, record_hash(stream, index), created)
+                writer(parts, index, mix(stream ^ (index * multiplier & mask)), created)
             else:
                 parts.append(dumps(self.build(index, Draw(stream, index), created)))
         return b"".join(parts)
