@@ -93,6 +93,10 @@ LISTING_STATES = {
     "C": ("LISTING_CLOSED",),
     "T": ("TERMINATED", "EXPIRED"),
 }
+# Shared, read-only {"state": ...} objects: a change replaces a record's lifecycleState, never edits it.
+LIFECYCLE = {
+    state: {"state": state} for group in (TX_STATES, LISTING_STATES) for states in group.values() for state in states
+}
 TX_TYPES = {"S": "SALE", "L": "LEASE", "R": "REFERRAL"}
 TX_TYPE_LETTER = {v: k for k, v in TX_TYPES.items()}
 TX_GROUPS = {"OPEN": {"O"}, "CLOSED": {"C"}, "TERMINATED": {"T"}}
@@ -163,11 +167,11 @@ class GuidCodec:
 
     def encode(self, record_id: int) -> str:
         x = ((record_id * self._mult) & self._M48) ^ self._mask
-        return f"{self._head(x):08x}-{self._middle}-{x:012x}"
+        return f"{(x ^ (x >> 20) ^ self._key) & 0xFFFFFFFF:08x}-{self._middle}-{x:012x}"
 
     def _head(self, x: int) -> int:
-        # A multiplicative hash of the id bits: cheap, and the first group no longer looks sequential.
-        return ((x * 0x9E3779B97F4A7C15) >> 40 ^ self._key) & 0xFFFFFFFF
+        # Folded id bits: a check on decode, and the first group does not repeat the last.
+        return (x ^ (x >> 20) ^ self._key) & 0xFFFFFFFF
 
     def decode(self, value: str) -> int | None:
         value = value.lower()
@@ -192,10 +196,16 @@ def _day_of(epoch_day: int) -> str:
     return (EPOCH + timedelta(days=epoch_day)).date().isoformat()
 
 
+# Day texts of 2015-2040 by epoch day: list pages format several dates per record.
+_FIRST_DAY = 16436
+_DAY_TEXT = [_day_of(n) for n in range(_FIRST_DAY, _FIRST_DAY + 9500)]
+
+
 def day(ts: datetime | int, plus_days: int = 0) -> str:
-    """YYYY-MM-DD of a UTC instant or epoch second (plus whole days), cached per day: pages format many dates."""
+    """YYYY-MM-DD of a UTC instant or epoch second, plus whole days."""
     seconds = ts if isinstance(ts, int) else int(ts.timestamp())
-    return _day_of(seconds // 86400 + plus_days)
+    n = seconds // 86400 + plus_days - _FIRST_DAY
+    return _DAY_TEXT[n] if 0 <= n < 9500 else _day_of(n + _FIRST_DAY)
 
 
 # -- filtered views ----------------------------------------------------------------------------------------
@@ -220,9 +230,6 @@ class Pattern:
 
     def category(self, index: int) -> str:
         return (self.before if index < self.threshold else self.after)[index % self.period]
-
-    def classes(self) -> set[str]:
-        return set(self.before) | set(self.after)
 
     def _residues(self, cats: frozenset[str]) -> tuple[list[int], list[int], list[int], list[int]]:
         cached = self._cache.get(cats)
@@ -420,9 +427,18 @@ class Builder:
         return {**self._own(index, d.state, created, full), **public}
 
     def json(self, index: int, h: int, created: datetime) -> bytes:
+        parts: list[bytes] = []
+        self.write_json(parts, index, h, created)
+        return b"".join(parts)
+
+    def write_json(self, out: list[bytes], index: int, h: int, created: datetime) -> None:
+        """Append the record's JSON as parts: the page joins every part once."""
         full, _, fragment = self._slot(h)
         own = dumps(self._own(index, h, created, full))
-        return own[:-1] + b"," + fragment + b"}" if fragment else own
+        if fragment:
+            out.extend((own[:-1], b",", fragment, b"}"))
+        else:
+            out.append(own)
 
 
 class FastTable(VirtualTable):
@@ -434,14 +450,21 @@ class FastTable(VirtualTable):
             return dumps(self.get_many(record_ids))
         with self._lock:  # the overlay and deletions are the parent's; read under its lock
             found = [(rid, self._overlay.get(rid)) for rid in record_ids if rid not in self._deleted]
-        parts = []
+        parts: list[bytes] = [b"["]
+        write, stream, id_base, count = build.write_json, self.stream, self.id_base, self.count
         for rid, record in found:
+            if len(parts) > 1:
+                parts.append(b",")
             if record is not None:
                 parts.append(dumps(record))
-            elif self.is_base(rid):
-                index = rid - self.id_base
-                parts.append(build.json(index, Draw(self.stream, index).state, self.created_at(index)))
-        return b"[" + b",".join(parts) + b"]"
+                continue
+            index = rid - id_base
+            if 0 <= index < count:
+                write(parts, index, Draw(stream, index).state, self.created_at(index))
+            elif len(parts) > 1:
+                parts.pop()  # an allocated id not created yet (child before parent): nothing to send
+        parts.append(b"]")
+        return b"".join(parts)
 
     def hash_of(self, record_id: int) -> int:
         index = record_id - self.id_base
@@ -669,6 +692,8 @@ class Rezen(Simulator):
         agent_pattern = acct.patterns["agents"]
         owner_ref = {"id": acct.owner_id, "firstName": acct.owner["firstName"], "lastName": acct.owner["lastName"]}
         tier_cats = {t: frozenset(f"{t}{s}" for s in "AI") for t in range(1, TIERS + 1)}
+        external = GuidCodec(self.seed, self.name, acct.name, "external-transactions")
+        paid_before = int((HISTORY_END - timedelta(days=30)).timestamp())
 
         def tx_template(d: Draw) -> dict:
             city, state, zip3 = d.pick(CITIES)
@@ -692,6 +717,13 @@ class Rezen(Simulator):
                 "_co_agent": d.chance(0.3),
             }
 
+        def tx_template_with_owner(d: Draw) -> dict:
+            # The key owner's participant entry is shared by every record of the template (read-only).
+            template = tx_template(d)
+            role = "SELLERS_AGENT" if template["representationType"] == "SELLER" else "BUYERS_AGENT"
+            template["_owner_agent"] = {"yentaId": acct.owner_id, "role": role}
+            return template
+
         def co_agent(h: int, index: int, count: int) -> str:
             # A co-agent joined the network no later than the transaction was created.
             ceiling = min(sizes["agents"], (index * sizes["agents"]) // max(count, 1) + 1)
@@ -699,23 +731,18 @@ class Rezen(Simulator):
 
         def tx_own(i: int, h: int, created: datetime, t: dict) -> dict:
             sec = int(created.timestamp())
-            cls = pattern.category(i)
+            cls = (pattern.before if i < pattern.threshold else pattern.after)[i % pattern.period]
             states = TX_STATES[cls[0]]
             accept_days, close_days = t["_days"]
             record_id = i + 1
-            agents = [
-                {
-                    "yentaId": acct.owner_id,
-                    "role": "BUYERS_AGENT" if t["representationType"] != "SELLER" else "SELLERS_AGENT",
-                }
-            ]
+            agents = [t["_owner_agent"]]
             if t["_co_agent"]:
                 agents.append({"yentaId": co_agent(h, i, sizes["transactions"]), "role": "CO_AGENT"})
             return {
                 "id": codec.encode(record_id),
                 "code": self._code(record_id, 0),
                 "transactionType": TX_TYPES[cls[1]],
-                "lifecycleState": {"state": states[(h >> 12) % len(states)]},
+                "lifecycleState": LIFECYCLE[states[(h >> 12) % len(states)]],
                 "listing": False,
                 "transactionOwner": owner_ref,
                 "agents": agents,
@@ -742,7 +769,7 @@ class Rezen(Simulator):
                 "id": codec.encode(record_id),
                 "code": self._code(record_id, 1),
                 "transactionType": "SALE",
-                "lifecycleState": {"state": states[(h >> 12) % len(states)]},
+                "lifecycleState": LIFECYCLE[states[(h >> 12) % len(states)]],
                 "listing": True,
                 "transactionOwner": owner_ref,
                 "agents": [{"yentaId": acct.owner_id, "role": "SELLERS_AGENT"}],
@@ -806,9 +833,10 @@ class Rezen(Simulator):
 
         def contribution_template(d: Draw) -> dict:
             gross = d.money(3_000, 45_000, 50)
+            share = d.pick((0.05, 0.04, 0.03, 0.02, 0.01))
             return {
+                "payout": {"amount": round(gross * share, 2), "currency": "USD"},
                 "grossCommission": {"amount": float(gross), "currency": "USD"},
-                "_share": d.pick((0.05, 0.04, 0.03, 0.02, 0.01)),
             }
 
         def contributor(h: int, i: int, tier: int) -> int:
@@ -828,23 +856,18 @@ class Rezen(Simulator):
             # The contributor's name is in their template: no need to build their whole record.
             agents_table = acct.tables["agents"]
             agent = agents_table.build.template_of(agents_table.hash_of(agent_id))  # type: ignore[attr-defined]
-            tx_id = str(uuid.UUID(int=mix64(h ^ 0x7A) << 64 | mix64(h ^ 0x7B)))
-            payout = round(t["grossCommission"]["amount"] * t["_share"], 2)
+            agent_uuid = agents_codec.encode(agent_id)
             return {
                 "id": codec.encode(i + 1),
                 "tier": tier,
-                "agentYentaId": agents_codec.encode(agent_id),
-                "agent": {
-                    "id": agents_codec.encode(agent_id),
-                    "firstName": agent["firstName"],
-                    "lastName": agent["lastName"],
-                },
-                "transactionId": tx_id,
+                "agentYentaId": agent_uuid,
+                "agent": {"id": agent_uuid, "firstName": agent["firstName"], "lastName": agent["lastName"]},
+                # The contributing agent's own transaction: not one of this agent's, so only its identifiers.
+                "transactionId": external.encode(h >> 16),
                 "transactionCode": self._code(1 + (h >> 24) % (1 << 30), 2),
                 "closedAt": day(sec),
-                "payout": {"amount": payout, "currency": "USD"},
                 "missed": cls[1] == "M",
-                "status": "PAID" if created < HISTORY_END - timedelta(days=30) else "PENDING",
+                "status": "PAID" if sec < paid_before else "PENDING",
                 "createdAt": sec * 1000,
                 "updatedAt": sec * 1000,
             }
@@ -869,7 +892,7 @@ class Rezen(Simulator):
             }
 
         parts: dict[str, tuple[Callable[[Draw], dict], Callable[[int, int, datetime, dict], dict]]] = {
-            "transactions": (tx_template, tx_own),
+            "transactions": (tx_template_with_owner, tx_own),
             "listings": (listing_template, listing_own),
             "agents": (agent_template, agent_own),
             "contributions": (contribution_template, contribution_own),

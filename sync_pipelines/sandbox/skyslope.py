@@ -9,8 +9,8 @@ Contract, evidence and assumptions: docs/integrations/skyslope.md.
 from __future__ import annotations
 
 import base64
-import functools
 import binascii
+import functools
 import hashlib
 import heapq
 import hmac
@@ -38,12 +38,11 @@ from sync_pipelines.sandbox.gen import (
     STREET_NAMES,
     Draw,
     history_time,
-    mix64,
     person_name,
     phone,
     stream_seed,
 )
-from sync_pipelines.sandbox.rezen import Builder, FastTable, GuidCodec, raw_json
+from sync_pipelines.sandbox.rezen import Builder, FastTable, GuidCodec
 from sync_pipelines.sandbox.store import Window
 
 CLIENT_ID = "skyslope_sandbox_client_id"
@@ -74,6 +73,8 @@ DEAL_TYPES = ("Purchase / Tenant", "Purchase / Tenant", "Listing / Landlord", "D
 CHECKLIST_TYPES = ("Residential", "Residential", "Condo", "Land", "Commercial", "Other")
 LISTING_TYPES = ("New", "New", "Reactivated", "Renewal")
 STAGES = ((1, "Pre-Contract"), (2, "Under Contract"), (3, "Closing"), (4, "Closed"), (5, "Archived"))
+# Shared, read-only stage objects: a change replaces a file's stage, never edits it.
+STAGE = [{"id": number, "name": name} for number, name in STAGES]
 SOURCES = (None, None, "Zillow", "Sphere of Influence", "Sign Call", "Open House", "Website")
 USER_TYPES = ("Agent", "Agent", "Agent", "Agent", "Transaction Coordinator", "Broker")
 
@@ -81,7 +82,7 @@ USER_TYPES = ("Agent", "Agent", "Agent", "Agent", "Transaction Coordinator", "Br
 def ms_of(epoch_second: int) -> int:
     """Milliseconds of every record stamped in that second: a pure function of the second, so adding them
     keeps creation times monotonic in the record index (the store's windows rely on that)."""
-    return mix64(epoch_second * 0x9E3779B1) % 1000
+    return ((epoch_second * 0x9E3779B1) >> 13) % 1000
 
 
 def with_ms(ts: datetime) -> datetime:
@@ -204,19 +205,23 @@ class SkySlope(Simulator):
         def office_id(office: int) -> int:
             return office_id_base + office
 
-        def user_ref(user: int) -> dict:
-            """An agent as embedded in a file, read from the user's template and index (no record build)."""
+        @functools.lru_cache(maxsize=65536)
+        def user_ref(user: int) -> tuple[dict, int]:
+            """An agent as embedded in a file, and their office: from the user's template, no record build.
+
+            Cached (files of one agent repeat), so the dict is shared: nothing may mutate it in place.
+            """
             table = acct.tables["users"]
             h = table.hash_of(user)
             t = table.build.template_of(h)  # type: ignore[attr-defined]
-            return {
+            agent = {
                 "userGuid": acct.codecs["users"].encode(user),
                 "firstName": t["firstName"],
                 "lastName": t["lastName"],
                 "email": f"{t['_email']}{user}@{domain}",
                 "phone": t["phone"],
-                "_office": office_of(h),
             }
+            return agent, office_of(h)
 
         def pick_user(h: int, index: int, count: int) -> int:
             # A file's agent joined no later than the file was opened.
@@ -272,16 +277,11 @@ class SkySlope(Simulator):
                 "_has_office": d.chance(0.9),
             }
 
-        def office_fields(user: dict, has_office: bool) -> dict:
+        @functools.lru_cache(maxsize=65536)
+        def office_fields(office: int, has_office: bool) -> dict:
             if not has_office:
                 return {"officeId": None, "officeGuid": None}
-            return {
-                "officeId": office_id(user["_office"]),
-                "officeGuid": acct.codecs["offices"].encode(user["_office"]),
-            }
-
-        def agent_block(user: dict) -> dict:
-            return {k: v for k, v in user.items() if not k.startswith("_")}
+            return {"officeId": office_id(office), "officeGuid": acct.codecs["offices"].encode(office)}
 
         def sale_template(d: Draw) -> dict:
             base = file_common(d)
@@ -309,8 +309,7 @@ class SkySlope(Simulator):
 
         def sale_own(i: int, h: int, created: datetime, t: dict) -> dict:
             sec = int(created.timestamp())
-            user_index = pick_user(h, i, sizes["sales"])
-            user = user_ref(user_index)
+            user, office = user_ref(pick_user(h, i, sizes["sales"]))
             accept_days, close_days = t["_days"]
             age = (created - HISTORY_START).days
             closed = t["_roll"] < 85 and created < sale_cutoff
@@ -326,7 +325,7 @@ class SkySlope(Simulator):
                 ceiling = min(sizes["listings"], (i * sizes["listings"]) // sizes["sales"] + 1)
                 listing = acct.codecs["listings"].encode(1 + (h >> 12) % ceiling)
             stamp = net_time(created)
-            stage = STAGES[3] if closed else STAGES[(age + t["_roll"]) % 3]
+            stage = STAGE[3] if closed else STAGE[(age + t["_roll"]) % 3]
             return {
                 "objectType": "sale",
                 "saleGuid": codec.encode(i + 1),
@@ -336,7 +335,7 @@ class SkySlope(Simulator):
                 "escrowNumber": f"ESC-{(h >> 30) % 1_000_000:06d}" if t["_roll"] % 4 else "",
                 "statusId": SALE_STATUSES[status],
                 "status": status,
-                **office_fields(user, t["_has_office"]),
+                **office_fields(office, t["_has_office"]),
                 "escrowClosingDate": net_date(sec, close_days),
                 "actualClosingDate": net_date(sec, close_days) if closed else None,
                 "contractAcceptanceDate": NULL_DATE if t["_null_acceptance"] else net_date(sec, accept_days),
@@ -347,8 +346,8 @@ class SkySlope(Simulator):
                 "commissionSplits": [
                     {"agentGuid": user["userGuid"], "amount": round(price * 0.03 * 0.7, 2), "percentage": 70.0}
                 ],
-                "stage": {"id": stage[0], "name": stage[1]},
-                "agent": agent_block(user),
+                "stage": stage,
+                "agent": user,
                 "createdOn": stamp,
             }
 
@@ -366,7 +365,7 @@ class SkySlope(Simulator):
 
         def listing_own(i: int, h: int, created: datetime, t: dict) -> dict:
             sec = int(created.timestamp())
-            user = user_ref(pick_user(h, i, sizes["listings"]))
+            user, office = user_ref(pick_user(h, i, sizes["listings"]))
             old = created < listing_cutoff
             roll = t["_roll"]
             if old:
@@ -374,7 +373,7 @@ class SkySlope(Simulator):
             else:
                 status = ("Incomplete", "Active", "Active", "Pending")[roll % 4]
             stamp = net_time(created)
-            stage = STAGES[3] if status == "Closed" else STAGES[0]
+            stage = STAGE[3] if status == "Closed" else STAGE[0]
             return {
                 "objectType": "listing",
                 "listingGuid": codec.encode(i + 1),
@@ -384,13 +383,13 @@ class SkySlope(Simulator):
                 "referringAgentGuid": None,
                 "status": status,
                 "modifiedOn": stamp,
-                **office_fields(user, t["_has_office"]),
+                **office_fields(office, t["_has_office"]),
                 "listingDate": net_date(sec),
                 "expirationDate": net_date(sec, t["_expires"]),
                 "listingPrice": t["_price"],
                 "email": f"{user['firstName'][:1]}{user['lastName'][:2]}{(h >> 40) % 10_000}@skyslope.com",
-                "stage": {"id": stage[0], "name": stage[1]},
-                "agent": agent_block(user),
+                "stage": stage,
+                "agent": user,
                 "createdOn": stamp,
             }
 
@@ -996,4 +995,4 @@ def one_line_address(record: dict) -> str:
     return ", ".join(x for x in (street, p.get("city"), f"{p.get('state', '')} {p.get('zip', '')}".strip()) if x)
 
 
-__all__ = ["ACCOUNTS", "CLIENT_ID", "CLIENT_SECRET", "SkySlope", "login_signature", "raw_json"]
+__all__ = ["ACCOUNTS", "CLIENT_ID", "CLIENT_SECRET", "SkySlope", "login_signature"]
