@@ -89,9 +89,13 @@ def test_bridge_health_materializes_counts_from_the_warehouse(
 
 
 def test_demo_prints_url_without_password_migration_head_and_asset_groups(database_url: URL) -> None:
-    result = run_cli("demo")
+    result = run_cli("demo", env={"SYNC_DEMO_SCALE": "40"})
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    # Follow Up Boss end to end: every entity of both accounts matches the sandbox.
+    match_lines = [line for line in out.splitlines() if line.rstrip().endswith((" yes", " NO"))]
+    assert len(match_lines) == 18 and all(line.rstrip().endswith("yes") for line in match_lines)
+    assert "after delta" in out
     from sync_pipelines.lib import migrations
 
     assert "migration:" in out and migrations.head_revision() in out
