@@ -314,7 +314,7 @@ def dlq_retry(ids: tuple[str, ...], due: bool) -> None:
     prepare()
     engine = db.get_engine()
     resolved = failed = 0
-    with db.raw_connection(engine.url) as conn:
+    with db.raw_connection(engine.url, autocommit=True) as conn:
         for account in accounts.list_accounts(engine, "fub"):
             for spec in SPECS.values():
                 ctx = LoadContext("fub", account.id, registry=SPECS)

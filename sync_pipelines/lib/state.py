@@ -23,12 +23,25 @@ def start_job(
     priority: str = "NORMAL",
 ) -> str:
     job_id = f"{job_type}:{integration}:{entity_type}:{uuid.uuid4().hex[:12]}"
+    t = schema.job_status
+    scope = (
+        (t.c.job_type == job_type) & (t.c.integration == integration) & (t.c.account_id == account_id)
+        & (t.c.entity_type == entity_type) & (t.c.status == "IN_PROGRESS")
+    )  # fmt: skip
     with engine.begin() as conn:
+        # A job left IN_PROGRESS by a killed process is this one's earlier attempt: close it and count it.
+        interrupted = conn.execute(
+            sa.update(t)
+            .where(scope)
+            .values(status="ERROR", completed_at=sa.func.now(), error_message=f"interrupted; resumed by {job_id}")
+            .returning(t.c.attempts)
+        ).scalars().all()
         conn.execute(
-            sa.insert(schema.job_status).values(
+            sa.insert(t).values(
                 job_id=job_id, job_type=job_type, integration=integration, account_id=account_id,
                 entity_type=entity_type, period_key=period_key, status="IN_PROGRESS", priority=priority,
-                attempts=1, dagster_run_id=dagster_run_id, started_at=sa.func.now(), last_activity=sa.func.now(),
+                attempts=max(interrupted, default=0) + 1, dagster_run_id=dagster_run_id,
+                started_at=sa.func.now(), last_activity=sa.func.now(),
             )
         )  # fmt: skip
     return job_id

@@ -121,7 +121,7 @@ def backfill(
         [None] if entity in REFERENCE_ENTITIES or not periods else contiguous_ranges(periods)
     )
     try:
-        with db.raw_connection(engine.url) as conn:
+        with db.raw_connection(engine.url, autocommit=True) as conn:
             for window in windows:
                 label = f"{window[0]}..{window[1]}" if window else "all"
                 cursor_key = f"{entity}@backfill:{label}"
@@ -180,7 +180,7 @@ def delta(
     client = client_for(account)
     cursor_key = f"{entity}@delta"
     try:
-        with db.raw_connection(engine.url) as conn:
+        with db.raw_connection(engine.url, autocommit=True) as conn:
             cursor = read_cursor(conn, INTEGRATION, account.id, cursor_key)
             since = parse_time(cursor) if cursor else _newest_in_core(conn, account, entity)
             pages = client.updated_pages(COLLECTIONS[entity], since, overlap)
