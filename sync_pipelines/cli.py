@@ -461,9 +461,11 @@ def sandbox_info(url: str) -> None:
 
 
 def _register_groups() -> None:
+    from sync_pipelines.cli_background import background_group
     from sync_pipelines.cli_webhooks import webhooks_group
 
     main.add_command(webhooks_group)
+    main.add_command(background_group)
 
 
 _register_groups()

@@ -103,6 +103,10 @@ def _print_counts(url: URL, fub_sim: object) -> None:
 
 
 def run_demo(url: URL) -> None:
+    from sync_pipelines.cli_background import demo_background_pass
+
     print_foundation_summary(url)
     if not sync_fub_from_sandbox(url):
+        raise SystemExit(1)
+    if not demo_background_pass(url):
         raise SystemExit(1)

@@ -668,3 +668,52 @@ contact_log = Table(
     Index("ix_contact_log_participant", "integration", "account_id", "participant_source_id"),
     schema=CORE,
 )
+
+
+ERP_ENTITIES = ("customer_info", "customer_order", "customer_order_line", "inventory_transaction_hist")
+for _entity in ERP_ENTITIES:
+    staging_table(f"erp_{_entity}")
+
+core_entity_table(
+    "erp_customer_info",
+    Column("customer_id", Text),
+    Column("name", Text),
+    Column("association_no", Text),
+    Column("country", Text),
+    Column("credit_limit", Numeric(14, 2)),
+    Column("rowversion", BigInteger),
+)
+core_entity_table(
+    "erp_customer_order",
+    Column("order_no", Text),
+    Column("customer_no", Text),
+    Column("contract", Text),
+    Column("wanted_delivery_date", DateTime(timezone=True)),
+    Column("currency_code", Text),
+    Column("state", Text),
+    Column("total_amount", Numeric(14, 2)),
+    Column("rowversion", BigInteger),
+)
+core_entity_table(
+    "erp_customer_order_line",
+    Column("order_no", Text),
+    Column("line_no", Integer),
+    Column("rel_no", Text),
+    Column("catalog_no", Text),
+    Column("description", Text),
+    Column("buy_qty_due", Numeric),
+    Column("sale_unit_price", Numeric(14, 2)),
+    Column("state", Text),
+    Column("rowversion", BigInteger),
+)
+core_entity_table(
+    "erp_inventory_transaction_hist",
+    Column("transaction_id", BigInteger),
+    Column("part_no", Text),
+    Column("contract", Text),
+    Column("transaction_code", Text),
+    Column("quantity", Numeric),
+    Column("cost", Numeric(14, 4)),
+    Column("order_no", Text),
+    Column("rowversion", BigInteger),
+)

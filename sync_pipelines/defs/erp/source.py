@@ -1,0 +1,105 @@
+"""Reading the ERP: a keyset on rowversion through a server-side cursor.
+
+    SELECT ... FROM ifsapp.<table> WHERE rowversion > :cursor [AND rowversion <= :until]
+    ORDER BY rowversion LIMIT :n
+
+Rows stream from the server in slices of `FETCH_SIZE`, so a 50,000-row chunk never sits in memory whole.
+Numbers and timestamps arrive as the text Postgres prints (UTC, ISO): the load path casts them in SQL, so
+no value is rounded or re-zoned in Python on the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+from sqlalchemy.engine import URL, make_url
+
+from sync_pipelines.defs.erp.entities import SOURCES
+from sync_pipelines.lib import db
+
+FETCH_SIZE = 5_000
+_TEXT_TYPES = ("numeric", "timestamptz", "timestamp", "date")
+
+
+class SourceUnreachable(RuntimeError):
+    """The ERP database did not answer; the message says where and why (never the password)."""
+
+
+@contextmanager
+def connect(url: URL | str) -> Iterator[psycopg.Connection]:
+    target = make_url(url) if isinstance(url, str) else url
+    try:
+        conn = psycopg.connect(
+            db.libpq_uri(target),
+            connect_timeout=db.CONNECT_TIMEOUT_SECONDS,
+            options="-c TimeZone=UTC -c DateStyle=ISO,YMD",
+            application_name="sync_pipelines_erp_source",
+        )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if target.password:
+            reason = reason.replace(target.password, "***")
+        raise SourceUnreachable(f"cannot reach the ERP database at {db.describe(target)}: {reason}") from None
+    for type_name in _TEXT_TYPES:
+        conn.adapters.register_loader(type_name, TextLoader)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _table(entity: str) -> sql.Composable:
+    return sql.Identifier(*SOURCES[entity].qualified.split("."))
+
+
+def high_water(conn: psycopg.Connection, entity: str) -> tuple[int, int]:
+    """(highest rowversion, rows) of a table right now: the end and size of a background pass."""
+    with conn.transaction():
+        row = conn.execute(sql.SQL("SELECT coalesce(max(rowversion), 0), count(*) FROM {}").format(_table(entity)))
+        top, count = row.fetchone()  # type: ignore[misc]
+    return int(top), int(count)
+
+
+def has_rows(conn: psycopg.Connection, entity: str, after: int, until: int | None) -> bool:
+    query = sql.SQL("SELECT 1 FROM {} WHERE rowversion > %s AND (%s::bigint IS NULL OR rowversion <= %s) LIMIT 1")
+    with conn.transaction():
+        return conn.execute(query.format(_table(entity)), (after, until, until)).fetchone() is not None
+
+
+@dataclass
+class Chunk:
+    """One keyset read; iterate it once. `last_rowversion` and `rows` follow what has been handed out."""
+
+    conn: psycopg.Connection
+    entity: str
+    after: int
+    until: int | None
+    limit: int
+    rows: int = 0
+    last_rowversion: int | None = None
+    _used: bool = field(default=False, repr=False)
+
+    def __iter__(self) -> Iterator[dict]:
+        if self._used:
+            raise RuntimeError("a Chunk is read once")
+        self._used = True
+        source = SOURCES[self.entity]
+        columns = [sql.Identifier(c) for c in source.columns]
+        columns += [sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name)) for name, expr in source.computed]
+        query = sql.SQL(
+            "SELECT {columns} FROM {table} WHERE rowversion > %s AND (%s::bigint IS NULL OR rowversion <= %s) "
+            "ORDER BY rowversion LIMIT %s"
+        ).format(columns=sql.SQL(", ").join(columns), table=_table(self.entity))
+        with self.conn.transaction(), self.conn.cursor(name=f"erp_{self.entity}", row_factory=dict_row) as cur:
+            cur.itersize = FETCH_SIZE
+            cur.execute(query, (self.after, self.until, self.until, self.limit))
+            for row in cur:
+                self.rows += 1
+                self.last_rowversion = row["rowversion"]
+                yield row
