@@ -345,7 +345,8 @@ def _upsert(
         sql.SQL(
             """
             WITH old AS (
-                SELECT c.* FROM {core} c JOIN _valid v ON c.account_id = %(account)s AND c.source_id = v.source_id
+                SELECT {old_columns} FROM {core} c
+                JOIN _valid v ON c.account_id = %(account)s AND c.source_id = v.source_id
             ), up AS (
                 INSERT INTO {core} AS t ({columns})
                 SELECT {values} FROM _valid v
@@ -353,7 +354,7 @@ def _upsert(
                 WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
                   AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
                        OR EXCLUDED._source_updated_at >= t._source_updated_at)
-                RETURNING t.*, (xmax = 0) AS _inserted
+                RETURNING t.id, {returned_columns}, (xmax = 0) AS _inserted
             ), audit AS (
                 INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
                                               batch_id, old_value, new_value)
@@ -375,6 +376,9 @@ def _upsert(
             updates=updates,
             audited=audited("t"),
             old_audited=audited("o"),
+            # Only what the audit rows need: the raw `data` of every row would double the work.
+            old_columns=sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in audited_columns),
+            returned_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in audited_columns),
         ),
         {
             "account": ctx.account_id,
