@@ -23,7 +23,7 @@ from sqlalchemy import Table
 
 from sync_pipelines.lib.http import CallRecord
 from sync_pipelines.lib.ids import new_id
-from sync_pipelines.lib.mappings import FieldMapping, normalise_select
+from sync_pipelines.lib.mappings import FieldMapping, normalise_plan
 
 # Columns every core entity table has, filled by the load path itself rather than by mappings.
 SYSTEM_COLUMNS = ("source_id", "created_at_source", "_source_updated_at")
@@ -230,18 +230,32 @@ def _load_rows(
     if counts.fetched == 0:
         return counts
     mappings = read_mappings(conn, spec)
-    columns, errors = normalise_select(mappings, sql.SQL("s.raw"))
+    plan = normalise_plan(mappings, sql.SQL("s.raw"))
     targets = [m.target_field for m in mappings]
     data_columns = [t for t in targets if t not in SYSTEM_COLUMNS]
     conn.execute("DROP TABLE IF EXISTS _norm, _valid")
+    # OFFSET 0 keeps each layer a separate subquery: inlined, Postgres would read every JSON path once per
+    # place that uses it (validity, cast, error message), several times per row.
+    checks = sql.SQL(", ").join(plan.checks) if plan.checks else sql.SQL("true AS _no_checks")
     conn.execute(
         sql.SQL(
             """
             CREATE TEMP TABLE _norm ON COMMIT DROP AS
-            SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, {columns}, {errors} AS _errors
-            FROM {staging} s WHERE s._batch_id = %s
+            SELECT x._row_id, x._staged_source_id, x.raw, {columns}, {errors} AS _errors
+            FROM (
+                SELECT e.*, {checks} FROM (
+                    SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, {extracts}
+                    FROM {staging} s WHERE s._batch_id = %s OFFSET 0
+                ) e OFFSET 0
+            ) x
             """
-        ).format(columns=sql.SQL(", ").join(columns), errors=errors, staging=_ident(spec.staging)),
+        ).format(
+            columns=sql.SQL(", ").join(plan.columns),
+            errors=plan.errors,
+            checks=checks,
+            extracts=sql.SQL(", ").join(plan.extracts),
+            staging=_ident(spec.staging),
+        ),
         (batch_id,),
     )
     # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons.
@@ -449,7 +463,12 @@ def soft_delete_missing(
 ) -> int:
     """After a complete read of these periods (None: everything of the account), core rows the source no
     longer has are soft-deleted."""
+    # Right after a bulk load the planner's statistics say these tables are nearly empty and it picks a
+    # nested-loop anti-join: O(N^2) at a million rows. Fresh statistics, and no nested loop for this one
+    # statement, make it a hash anti-join whatever the volume.
+    conn.execute(sql.SQL("ANALYZE {}, {}").format(_ident(spec.core), _ident(spec.staging)))
     with conn.transaction():
+        conn.execute("SET LOCAL enable_nestloop = off")
         return conn.execute(
             sql.SQL(
                 """

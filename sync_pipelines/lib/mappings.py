@@ -137,41 +137,53 @@ def _extract(mapping: FieldMapping, raw: sql.Composable) -> sql.Composable:
     return value
 
 
-def normalise_select(mappings: list[FieldMapping], raw: sql.Composable) -> tuple[list[sql.Composable], sql.Composable]:
-    """(typed column expressions AS target, an expression giving the array of validation errors)."""
-    columns: list[sql.Composable] = []
+@dataclass(frozen=True)
+class NormalisePlan:
+    """Three layers, so each JSON path is read once and each value validated once per row."""
+
+    extracts: list[sql.Composable]  # layer 1: e<i> = the value at the source path (text, or jsonb)
+    checks: list[sql.Composable]  # layer 2: v<i> = whether e<i> casts to the target type
+    columns: list[sql.Composable]  # layer 3: the typed target columns
+    errors: sql.Composable  # layer 3: the array of validation errors
+
+
+def normalise_plan(mappings: list[FieldMapping], raw: sql.Composable) -> NormalisePlan:
+    extracts: list[sql.Composable] = []
     checks: list[sql.Composable] = []
-    for mapping in mappings:
+    columns: list[sql.Composable] = []
+    errors: list[sql.Composable] = []
+    for i, mapping in enumerate(mappings):
+        value, valid = sql.Identifier(f"e{i}"), sql.Identifier(f"v{i}")
         target = sql.Identifier(mapping.target_field)
-        text_value = _extract(mapping, raw)
+        extracts.append(sql.SQL("{} AS {}").format(_extract(mapping, raw), value))
         if mapping.data_type in ("text", "jsonb"):
-            columns.append(sql.SQL("{} AS {}").format(text_value, target))
+            columns.append(sql.SQL("{} AS {}").format(value, target))
         else:
-            type_name = sql.SQL(DATA_TYPES[mapping.data_type])
-            columns.append(
-                sql.SQL("CASE WHEN pg_input_is_valid({v}, {t}) THEN ({v})::{tn} END AS {c}").format(
-                    v=text_value, t=sql.Literal(DATA_TYPES[mapping.data_type]), tn=type_name, c=target
+            type_name = DATA_TYPES[mapping.data_type]
+            checks.append(
+                sql.SQL("({v} IS NULL OR pg_input_is_valid({v}, {t})) AS {ok}").format(
+                    v=value, t=sql.Literal(type_name), ok=valid
                 )
             )
-            checks.append(
-                sql.SQL(
-                    "CASE WHEN {v} IS NOT NULL AND NOT pg_input_is_valid({v}, {t}) "
-                    "THEN format('%%s: %%s is not a valid %%s', {src}, left({v}, 80), {t}) END"
-                ).format(
-                    v=text_value,
-                    t=sql.Literal(DATA_TYPES[mapping.data_type]),
-                    src=sql.Literal(mapping.source_field),
+            columns.append(
+                sql.SQL("CASE WHEN {ok} THEN {v}::{tn} END AS {c}").format(
+                    ok=valid, v=value, tn=sql.SQL(type_name), c=target
                 )
+            )
+            errors.append(
+                sql.SQL(
+                    "CASE WHEN NOT {ok} THEN format('%%s: %%s is not a valid %%s', {src}, left({v}, 80), {t}) END"
+                ).format(ok=valid, v=value, src=sql.Literal(mapping.source_field), t=sql.Literal(type_name))
             )
         if mapping.is_required:
-            checks.append(
+            errors.append(
                 sql.SQL("CASE WHEN {v} IS NULL THEN {msg} END").format(
-                    v=text_value, msg=sql.Literal(f"{mapping.source_field}: required but missing")
+                    v=value, msg=sql.Literal(f"{mapping.source_field}: required but missing")
                 )
             )
-    errors = (
-        sql.SQL("array_remove(ARRAY[{}]::text[], NULL)").format(sql.SQL(", ").join(checks))
-        if checks
+    error_array = (
+        sql.SQL("array_remove(ARRAY[{}]::text[], NULL)").format(sql.SQL(", ").join(errors))
+        if errors
         else sql.SQL("ARRAY[]::text[]")
     )
-    return columns, errors
+    return NormalisePlan(extracts, checks, columns, error_array)
