@@ -24,6 +24,7 @@ dev: $(STAMP)
 	$(BIN)/sync-pipelines dev
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
