@@ -644,7 +644,7 @@ def measure(kind: str, sandbox: SandboxProcess, size: int, *, timeout: float, pr
             out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
             child = ctx.Process(target=_child, args=(kind, sandbox.base_url, db_url, options, out))
             busy_before = _wait_for_quiet()
-            machine_before = _machine_busy()
+            machine_before, parent_before = _machine_busy(), _own_cpu()
             pg = CpuSampler(_postmaster_pid())
             box = CpuSampler(sandbox.pid)
             pg.start()
@@ -664,7 +664,7 @@ def measure(kind: str, sandbox: SandboxProcess, size: int, *, timeout: float, pr
                         result = {"timeout": True}
             child.join(60)
             pg_cpu, sandbox_cpu = pg.finish(), box.finish()
-            machine_cpu = _machine_busy() - machine_before
+            machine_cpu = _machine_busy() - machine_before - (_own_cpu() - parent_before)
         if "timeout" in result:
             print(f"  {kind} {size:,}: stopped after {timeout:.0f} s; still running then: {running}")
             if not KEEP:
@@ -699,7 +699,7 @@ def measure(kind: str, sandbox: SandboxProcess, size: int, *, timeout: float, pr
         assert m.landed == size, f"{kind} at {size:,}: {m.landed:,} records landed, expected {size:,}"
         if not KEEP:
             _drop_database(name)
-        if m.others_cpu / m.seconds > NOISY and retries > 0:
+        if m.seconds >= 10 and m.others_cpu / m.seconds > NOISY and retries > 0:
             retries -= 1
             noisy.append(m)
             print(f"  (others used {m.others_cpu / m.seconds:.2f} cores meanwhile: measuring again)", flush=True)
@@ -719,6 +719,15 @@ def _machine_busy() -> float:
 
     t = psutil.cpu_times()
     return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _wait_for_quiet() -> float:
@@ -784,7 +793,7 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (kind, size), m in sorted(results.items(), key=lambda kv: (kv[0][1], KINDS.index(kv[0][0]))):
         if not m.landed:
-            print(f"| {size:,} | {kind} | did not finish in {m.extra.get('timeout', 0) / 60:.0f} min | | | | | | | | |")
+            print(f"| {size:,} | {kind} | did not finish in {_minutes(m.extra.get('timeout', 0))} | | | | | | | | |")
             continue
         rates = f" (runs: {', '.join(f'{r:,.0f}' for r in m.runs)})" if len(m.runs) > 1 else ""
         print(
@@ -928,7 +937,7 @@ def main() -> None:
                 if projected > DLT_MAX_SECONDS:
                     dlt_given_up = True
                     notes.append(
-                        f"dlt at {size:,} would take ~{projected / 60:.0f} min (> {DLT_MAX_SECONDS / 60:.0f} min): "
+                        f"dlt at {size:,} would take ~{_minutes(projected)} (> {_minutes(DLT_MAX_SECONDS)}): "
                         f"measured at {', '.join(f'{s:,}' for s in DLT_FALLBACK_SIZES)} only"
                     )
                 else:
@@ -937,7 +946,7 @@ def main() -> None:
                     if not m.landed:
                         dlt_given_up = True
                         notes.append(
-                            f"dlt at {size:,} did not finish in {DLT_MAX_SECONDS / 60:.0f} min: "
+                            f"dlt at {size:,} did not finish in {_minutes(DLT_MAX_SECONDS)}: "
                             f"measured at {', '.join(f'{s:,}' for s in DLT_FALLBACK_SIZES)} only"
                         )
                     else:

@@ -28,7 +28,8 @@ def main() -> None:
     achieved = client.stats.api_calls / elapsed
     share_429 = client.stats.rate_limited / client.stats.api_calls
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.node()} {os.cpu_count()} cores")
-    print(f"pacing: {records} records, {client.stats.api_calls} calls in {elapsed:.1f} s against {limit}/{window:.0f} s")
+    calls = client.stats.api_calls
+    print(f"pacing: {records} records, {calls} calls in {elapsed:.1f} s against {limit}/{window:.0f} s")
     print(f"pacing: {achieved:.1f} calls/s = {achieved / allowed:.1%} of the allowed {allowed:.1f}/s "
           f"(goal >= 90%); 429s: {client.stats.rate_limited} = {share_429:.2%} of calls (goal < 1%)")  # fmt: skip
 

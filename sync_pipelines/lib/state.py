@@ -30,12 +30,16 @@ def start_job(
     )  # fmt: skip
     with engine.begin() as conn:
         # A job left IN_PROGRESS by a killed process is this one's earlier attempt: close it and count it.
-        interrupted = conn.execute(
-            sa.update(t)
-            .where(scope)
-            .values(status="ERROR", completed_at=sa.func.now(), error_message=f"interrupted; resumed by {job_id}")
-            .returning(t.c.attempts)
-        ).scalars().all()
+        interrupted = (
+            conn.execute(
+                sa.update(t)
+                .where(scope)
+                .values(status="ERROR", completed_at=sa.func.now(), error_message=f"interrupted; resumed by {job_id}")
+                .returning(t.c.attempts)
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(
             sa.insert(t).values(
                 job_id=job_id, job_type=job_type, integration=integration, account_id=account_id,

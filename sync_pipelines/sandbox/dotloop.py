@@ -319,9 +319,7 @@ class DotLoop(Simulator):
                 "loopUrl": f"https://www.dotloop.com/m/loop?viewId={loop_id}",
             }
 
-        return _Composite(
-            stream_seed(self.seed, self.name, profile_id, "loop-templates"), template, own, dumps
-        )
+        return _Composite(stream_seed(self.seed, self.name, profile_id, "loop-templates"), template, own, dumps)
 
     @staticmethod
     def _participant_builder(id_base: int) -> Callable[[int, Draw, datetime], dict]:
@@ -458,9 +456,7 @@ class DotLoop(Simulator):
             if entity == "loops":
                 self._mutate_loops(profile, creates, updates, deletes, update_ids, now, d, result, events)
             elif entity == "participants":
-                self._mutate_participants(
-                    profile, creates, updates, deletes, update_ids, now, d, result, events
-                )
+                self._mutate_participants(profile, creates, updates, deletes, update_ids, now, d, result, events)
             else:
                 self._mutate_contacts(user, creates, updates, deletes, update_ids, now, d, result, events)
         for target, event_type, event in events:
@@ -485,9 +481,7 @@ class DotLoop(Simulator):
     @staticmethod
     def _pick(table: VirtualTable, d: Draw, candidates: list[int], taken: list[int]) -> int | None:
         for _ in range(50):
-            record_id = (
-                candidates.pop(0) if candidates else table.id_base + d.below(table.next_id - table.id_base)
-            )
+            record_id = candidates.pop(0) if candidates else table.id_base + d.below(table.next_id - table.id_base)
             if table.exists(record_id) and record_id not in taken:
                 return record_id
         return None
@@ -667,9 +661,7 @@ class DotLoop(Simulator):
 
     def _issue_grant(self, user: str, client_id: str) -> Grant:
         ttl = 0 if self.faults.expired_credentials else self.access_token_ttl
-        grant = Grant(
-            user, client_id, str(uuid.uuid4()), str(uuid.uuid4()), self.now() + timedelta(seconds=ttl), SCOPE
-        )
+        grant = Grant(user, client_id, str(uuid.uuid4()), str(uuid.uuid4()), self.now() + timedelta(seconds=ttl), SCOPE)
         self._access[grant.access_token] = grant
         self._refresh[grant.refresh_token] = grant
         return grant
@@ -695,9 +687,7 @@ class DotLoop(Simulator):
     def _client(self, request: Request) -> str | Response:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("basic "):
-            return self._oauth_error(
-                401, "unauthorized", "Full authentication is required to access this resource"
-            )
+            return self._oauth_error(401, "unauthorized", "Full authentication is required to access this resource")
         try:
             client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
@@ -804,9 +794,7 @@ class DotLoop(Simulator):
     # -- API -----------------------------------------------------------------------------------
 
     def error(self, status: int, message: str) -> Response:
-        return json_response(
-            {"status": status, "error": HTTPStatus(status).phrase, "message": message}, status
-        )
+        return json_response({"status": status, "error": HTTPStatus(status).phrase, "message": message}, status)
 
     @staticmethod
     def _bearer_error(error: str, description: str) -> Response:
@@ -839,12 +827,7 @@ class DotLoop(Simulator):
         if grant is None or grant.revoked:
             return self._bearer_error("invalid_token", "Invalid access token")
         revoked = self.faults.revoked_keys
-        if (
-            token in revoked
-            or grant.refresh_token in revoked
-            or grant.client_id in revoked
-            or grant.user in revoked
-        ):
+        if token in revoked or grant.refresh_token in revoked or grant.client_id in revoked or grant.user in revoked:
             return self._bearer_error("invalid_token", "Access token has been revoked")
         if self.faults.expired_credentials or self.now() >= grant.expires_at:
             return self._bearer_error("invalid_token", "Access token expired")
@@ -917,9 +900,7 @@ class DotLoop(Simulator):
                 records = [{**r, **extra(r)} if "id" in r else r for r in records]
             return self.body({"meta": {"total": total}, "data": records}, headers=headers, listing=True)
         # The hot path: records spliced as JSON bytes, never built as dicts.
-        raw = b"".join(
-            (b'{"meta":{"total":', str(total).encode(), b'},"data":[', table.get_many_json(ids), b"]}")
-        )
+        raw = b"".join((b'{"meta":{"total":', str(total).encode(), b'},"data":[', table.get_many_json(ids), b"]}"))
         return self.raw_body(raw, headers=headers, listing=True)
 
     async def account(self, request: Request) -> Response:
@@ -1144,9 +1125,7 @@ class DotLoop(Simulator):
             if body["targetType"] == "USER" and target != user.account_id:
                 return f"User {target} is not accessible"
         url = body.get("url")
-        if (not partial or "url" in body) and not (
-            isinstance(url, str) and url.startswith(("http://", "https://"))
-        ):
+        if (not partial or "url" in body) and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
             return "url must be an http(s) URL"
         if not partial or "eventTypes" in body:
             types = body.get("eventTypes")
@@ -1166,9 +1145,7 @@ class DotLoop(Simulator):
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             return self._with(self.error(400, "Expected a JSON body"), headers)
-        problem = (
-            self._validate_subscription(user, body, partial=False) if isinstance(body, dict) else "bad body"
-        )
+        problem = self._validate_subscription(user, body, partial=False) if isinstance(body, dict) else "bad body"
         if problem:
             return self._with(self.error(400, problem), headers)
         subscription = {
@@ -1209,11 +1186,7 @@ class DotLoop(Simulator):
                 body = orjson.loads(await request.body())
             except orjson.JSONDecodeError:
                 return self._with(self.error(400, "Expected a JSON body"), headers)
-            problem = (
-                self._validate_subscription(user, body, partial=True)
-                if isinstance(body, dict)
-                else "bad body"
-            )
+            problem = self._validate_subscription(user, body, partial=True) if isinstance(body, dict) else "bad body"
             if problem:
                 return self._with(self.error(400, problem), headers)
             for key in ("targetType", "url", "eventTypes", "externalId", "signingKey", "enabled"):

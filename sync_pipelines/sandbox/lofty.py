@@ -175,9 +175,7 @@ class Lofty(Simulator):
         name = team.member_names.get(user_id)
         if name is None:
             record = team.members.get(user_id - team.spec.user_base + 1)
-            name = team.member_names[user_id] = (
-                f"{record['firstName']} {record['lastName']}" if record else ""
-            )
+            name = team.member_names[user_id] = f"{record['firstName']} {record['lastName']}" if record else ""
         return name
 
     def _lead_builder(self, team: Team) -> Composite:
@@ -375,9 +373,7 @@ class Lofty(Simulator):
     @staticmethod
     def _pick(table: VirtualTable, d: Draw, candidates: list[int], taken: list[int]) -> int | None:
         for _ in range(50):
-            record_id = (
-                candidates.pop(0) if candidates else table.id_base + d.below(table.next_id - table.id_base)
-            )
+            record_id = candidates.pop(0) if candidates else table.id_base + d.below(table.next_id - table.id_base)
             if table.exists(record_id) and record_id not in taken:
                 return record_id
         return None
@@ -419,9 +415,7 @@ class Lofty(Simulator):
                 continue
             size = subscription["limit"]
             for number, start in enumerate(range(0, len(events), size)):
-                batch_id = seeded_uuid(
-                    self.seed, team.name, subscription["subscribeId"], list_id, step, number
-                )
+                batch_id = seeded_uuid(self.seed, team.name, subscription["subscribeId"], list_id, step, number)
                 payload = {
                     "teamId": team.spec.team_id,
                     "listId": list_id,
@@ -465,9 +459,7 @@ class Lofty(Simulator):
             "webhook_secret": VENDOR_SECRET,
             "token_url": f"{self.base_url}/oauth/token",
             "accounts": {team: key for key, (team, scopes) in API_KEYS.items() if scopes == ALL_SCOPES},
-            "limited_keys": {
-                key: sorted(scopes) for key, (_, scopes) in API_KEYS.items() if scopes != ALL_SCOPES
-            },
+            "limited_keys": {key: sorted(scopes) for key, (_, scopes) in API_KEYS.items() if scopes != ALL_SCOPES},
             "team_ids": {name: team.spec.team_id for name, team in self.teams.items()},
         }
 
@@ -494,9 +486,7 @@ class Lofty(Simulator):
             return self.error(403, "This account is not active")
         return self.teams[team_name], scopes
 
-    async def _begin(
-        self, request: Request, scope: str
-    ) -> tuple[Team | None, Response | None, dict[str, str]]:
+    async def _begin(self, request: Request, scope: str) -> tuple[Team | None, Response | None, dict[str, str]]:
         found = self._authenticate(request)
         if isinstance(found, Response):
             return None, found, {}
@@ -522,15 +512,11 @@ class Lofty(Simulator):
         client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
         if header.lower().startswith("basic "):
             try:
-                client_id, _, secret = (
-                    base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-                )
+                client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 client_id = secret = ""
         if client_id != CLIENT_ID or not hmac.compare_digest(secret, VENDOR_SECRET):
-            return json_response(
-                {"error": "invalid_client", "error_description": "Bad client credentials"}, 401
-            )
+            return json_response({"error": "invalid_client", "error_description": "Bad client credentials"}, 401)
         if params.get("grant_type") != "client_credentials":
             body = {
                 "error": "unsupported_grant_type",
@@ -595,9 +581,7 @@ class Lofty(Simulator):
             if offset < 0:
                 return "offset must not be negative"
             if offset + limit > self.max_result_window:
-                return (
-                    f"offset + limit must not exceed {self.max_result_window}; use scrollId for deep paging"
-                )
+                return f"offset + limit must not exceed {self.max_result_window}; use scrollId for deep paging"
             sort = (q.get("sort") or "Default").lower() if sortable else "default"
             if sort not in SORTS:
                 return f"Invalid sort {q.get('sort')!r}: use Default, CreateTime, UpdateTime or LastActivity"
@@ -644,9 +628,7 @@ class Lofty(Simulator):
         metadata, ids = page
         if self.faults.malformed_rate > 0:
             records = [self._serve(table, r, id_key) for r in table.get_many(ids)]
-            response = self.body(
-                {"get_metadata": metadata, collection: records}, headers=headers, listing=True
-            )
+            response = self.body({"get_metadata": metadata, collection: records}, headers=headers, listing=True)
         else:
             # The hot path: records spliced as JSON bytes, never built as dicts.
             raw = b"".join(
@@ -697,9 +679,7 @@ class Lofty(Simulator):
             return self._fail(400, "INVALID_PARAMETER", "limit must be between 1 and 5000", headers)
         parts = urlsplit(url)
         # Lofty rejects plain HTTP; the sandbox lets local receivers through.
-        if parts.scheme != "https" and not (
-            parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
-        ):
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")):
             return self._fail(400, "INVALID_PARAMETER", "callbackUrl must use HTTPS", headers)
         with self._lock:
             subscription = {
@@ -717,10 +697,7 @@ class Lofty(Simulator):
 
     @staticmethod
     def _public(subscription: dict) -> dict:
-        return {
-            k: subscription[k]
-            for k in ("subscribeId", "teamId", "listId", "callbackUrl", "vendorId", "limit")
-        }
+        return {k: subscription[k] for k in ("subscribeId", "teamId", "listId", "callbackUrl", "vendorId", "limit")}
 
     async def list_webhooks(self, request: Request) -> Response:
         team, failure, headers = await self._begin(request, "webhooks")
@@ -736,10 +713,7 @@ class Lofty(Simulator):
             return failure
         assert team is not None
         for subscription in list(self.subscriptions):
-            if (
-                subscription["subscribeId"] == request.path_params["subscribe_id"]
-                and subscription["team"] == team.name
-            ):
+            if subscription["subscribeId"] == request.path_params["subscribe_id"] and subscription["team"] == team.name:
                 self.subscriptions.remove(subscription)
                 return json_response({}, headers=headers)
         return self._fail(404, "NOT_FOUND", "Webhook subscription not found", headers)

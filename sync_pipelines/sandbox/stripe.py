@@ -498,9 +498,7 @@ INVOICE_STATUS_TABLE = _table(INVOICE_STATUSES, INVOICE_STATUS_WEIGHTS)
 CHARGE_STATUS_TABLE = _table(CHARGE_STATUSES, CHARGE_STATUS_WEIGHTS)
 PLAN_MONTHS = tuple(12 if plan[2] == "year" else 1 for plan in PLANS)
 # Stripe's line description after the quantity, multiplication sign included.
-PLAN_LINE_DESCRIPTIONS = tuple(
-    f"\u00d7 {name} (at ${unit / 100:.2f} / {every})" for name, unit, every, _ in PLANS
-)
+PLAN_LINE_DESCRIPTIONS = tuple(f"\u00d7 {name} (at ${unit / 100:.2f} / {every})" for name, unit, every, _ in PLANS)
 INVOICE_DESCRIPTIONS = (
     "Onboarding package",
     "Extra seats (prorated)",
@@ -773,9 +771,7 @@ class Builders:
             "created": created,
             "customer": self.cus_id(rel.customer_of_subscription(j) + 1),
             "ended_at": at if ended else None,
-            "items": self.items(
-                j, sid, created, t["_plan"], t["quantity"], (start, end) if basil else None, fast
-            ),
+            "items": self.items(j, sid, created, t["_plan"], t["quantity"], (start, end) if basil else None, fast),
             "latest_invoice": None if latest is None else self.inv_id(latest + 1),
             "start_date": created,
             "status": status,
@@ -955,9 +951,7 @@ class Builders:
         if j is None:
             reason = "manual"
         else:
-            reason = (
-                "subscription_create" if i == rel.invoices_of_subscription(j)[0] else "subscription_cycle"
-            )
+            reason = "subscription_create" if i == rel.invoices_of_subscription(j)[0] else "subscription_cycle"
         record = {
             "id": iid,
             "object": "invoice",
@@ -1117,9 +1111,7 @@ class Builders:
                 "risk_level": "normal",
                 "risk_score": t["_risk"],
                 "seller_message": (
-                    "The bank did not return any further details with this decline."
-                    if failed
-                    else "Payment complete."
+                    "The bank did not return any further details with this decline." if failed else "Payment complete."
                 ),
                 "type": "issuer_declined" if failed else "authorized",
             },
@@ -1544,9 +1536,7 @@ class Stripe(Simulator):
                 events.append(("customer.subscription.updated", "subscriptions", updated, previous))
             return record
         # A standalone charge (invoice charges come from paying an invoice).
-        return self._new_charge(
-            acct, record_id, now, template["_amount"], self._pick_customer(acct, d), None, events
-        )
+        return self._new_charge(acct, record_id, now, template["_amount"], self._pick_customer(acct, d), None, events)
 
     def _new_charge(
         self,
@@ -1830,9 +1820,7 @@ class Stripe(Simulator):
             self._request_counter += 1
             return self._request_codec.encode(self._request_counter)
 
-    def _error_response(
-        self, exc: StripeError, headers: dict[str, str] | None = None, mode: str = "test"
-    ) -> Response:
+    def _error_response(self, exc: StripeError, headers: dict[str, str] | None = None, mode: str = "test") -> Response:
         request_id = (headers or {}).get("Request-Id") or self._request_id()
         body: dict[str, Any] = {"message": exc.message, "type": exc.type}
         if exc.code:
@@ -1845,9 +1833,7 @@ class Stripe(Simulator):
         out = {**(headers or {}), "Request-Id": request_id}
         if exc.status == 401:
             out["WWW-Authenticate"] = 'Basic realm="Stripe"'
-        return Response(
-            dumps({"error": body}), status_code=exc.status, headers=out, media_type="application/json"
-        )
+        return Response(dumps({"error": body}), status_code=exc.status, headers=out, media_type="application/json")
 
     def error(self, status: int, message: str) -> Response:
         if status >= 500:
@@ -2058,9 +2044,7 @@ class Stripe(Simulator):
         """The record id behind an id given in a parameter; it must have existed (it may be deleted)."""
         record_id = acct.codecs[entity].decode(value) if isinstance(value, str) else None
         if record_id is None or not 1 <= record_id < acct.tables[entity].next_id:
-            raise StripeError(
-                400, f"No such {OBJECT_NAME[entity]}: '{value}'", code="resource_missing", param=param
-            )
+            raise StripeError(400, f"No such {OBJECT_NAME[entity]}: '{value}'", code="resource_missing", param=param)
         return record_id
 
     def _filtered_view(
@@ -2198,14 +2182,8 @@ class Stripe(Simulator):
                     sub_range = (0, 0)
                     if acct.tables["subscriptions"].is_base(record_id):
                         sizes = acct.sizes
-                        sub_range = child_range(
-                            record_id - 1, record_id, sizes["subscriptions"], sizes["invoices"]
-                        )
-                    base = (
-                        sub_range
-                        if base is None
-                        else (max(base[0], sub_range[0]), min(base[1], sub_range[1]))
-                    )
+                        sub_range = child_range(record_id - 1, record_id, sizes["subscriptions"], sizes["invoices"])
+                    base = sub_range if base is None else (max(base[0], sub_range[0]), min(base[1], sub_range[1]))
                     fields["subscription"] = subscription
                     needs_subscription = subscription
                 view = self._filtered_view(acct, entity, window, base, fields)
@@ -2256,12 +2234,7 @@ class Stripe(Simulator):
         for record_id in sorted(candidates):
             record = table.get(record_id)
             times = table.times(record_id)
-            if (
-                record is not None
-                and times
-                and record.get("email") == email
-                and window.admits(*times, record_id)
-            ):
+            if record is not None and times and record.get("email") == email and window.admits(*times, record_id):
                 ids.append(record_id)
         return View(table, 1, 1, [], ids, merged=True)
 
@@ -2371,9 +2344,7 @@ class Stripe(Simulator):
             table = acct.tables["customers"]
             record = table.get(record_id) if record_id else None
             if record is None or record_id is None:
-                raise StripeError(
-                    404, f"No such customer: '{object_id}'", code="resource_missing", param="id"
-                )
+                raise StripeError(404, f"No such customer: '{object_id}'", code="resource_missing", param="id")
             events: list[PendingEvent] = []
             with self._lock:
                 acct.step += 1
@@ -2449,9 +2420,7 @@ class Stripe(Simulator):
             with self._lock:
                 position = None if index is None else index - acct.events_dropped - 1
                 if position is None or not 0 <= position < len(acct.events):
-                    raise StripeError(
-                        404, f"No such event: '{object_id}'", code="resource_missing", param="id"
-                    )
+                    raise StripeError(404, f"No such event: '{object_id}'", code="resource_missing", param="id")
                 event = acct.events[position]
             return self._ok(dumps(self._event_payload(acct, event, DEFAULT_API_VERSION)), headers)
 
@@ -2484,13 +2453,9 @@ class Stripe(Simulator):
         if creating:
             for name in ("url", "enabled_events"):
                 if not params.get(name):
-                    raise StripeError(
-                        400, f"Missing required param: {name}.", code="parameter_missing", param=name
-                    )
+                    raise StripeError(400, f"Missing required param: {name}.", code="parameter_missing", param=name)
         if "url" in params and not re.match(r"^https?://[^\s/]+", str(params["url"])):
-            raise StripeError(
-                400, "Invalid URL: must be an absolute http(s) URL.", code="url_invalid", param="url"
-            )
+            raise StripeError(400, "Invalid URL: must be an absolute http(s) URL.", code="url_invalid", param="url")
         if "enabled_events" in params:
             events = params["enabled_events"]
             events = events if isinstance(events, list) else [events]
@@ -2571,15 +2536,11 @@ class Stripe(Simulator):
                     None,
                 )
             if endpoint is None:
-                raise StripeError(
-                    404, f"No such webhook endpoint: '{object_id}'", code="resource_missing", param="id"
-                )
+                raise StripeError(404, f"No such webhook endpoint: '{object_id}'", code="resource_missing", param="id")
             if request.method == "DELETE":
                 with self._lock:
                     self.subscriptions.remove(endpoint)
-                return self._ok(
-                    dumps({"id": object_id, "object": "webhook_endpoint", "deleted": True}), headers
-                )
+                return self._ok(dumps({"id": object_id, "object": "webhook_endpoint", "deleted": True}), headers)
             if request.method == "POST":
                 params = self._endpoint_params(await self._form(request), creating=False)
                 with self._lock:

@@ -45,9 +45,7 @@ def api(sandbox: Sandbox, path: str) -> str:
     return f"{dotloop(sandbox).base_url}/public/v2/{path}"
 
 
-def fetch_batches(
-    session: requests.Session, url: str, params: dict | None = None, size: int = 100
-) -> list[dict]:
+def fetch_batches(session: requests.Session, url: str, params: dict | None = None, size: int = 100) -> list[dict]:
     """Every record of a batched listing: batch_number from 1 until a batch comes back short."""
     out: list[dict] = []
     number = 1
@@ -134,9 +132,7 @@ def test_full_oauth_flow_code_token_call_expiry_refresh_rotation_and_revoke(sand
     assert requests.get(api(sandbox, "account"), headers=bearer).status_code == 401  # rotated out
     # 6. Revoking the access token kills the grant, refresh token included.
     bearer = {"Authorization": f"Bearer {third['access_token']}"}
-    revoked = requests.post(
-        f"{base}/oauth/token/revoke", auth=CLIENT, params={"token": third["access_token"]}
-    )
+    revoked = requests.post(f"{base}/oauth/token/revoke", auth=CLIENT, params={"token": third["access_token"]})
     assert revoked.status_code == 200
     assert requests.get(api(sandbox, "account"), headers=bearer).status_code == 401
     after = {"grant_type": "refresh_token", "refresh_token": third["refresh_token"]}
@@ -245,13 +241,9 @@ def test_updated_min_with_updated_desc_finds_exactly_the_changed_loops(sandbox: 
     created = dl.mutate("acme", "loops", creates=3)["created"]
     updated = dl.mutate("acme", "loops", updates=4)["updated"]
     session = client(sandbox)
-    changed = fetch_batches(
-        session, loops_url(sandbox), {"sort": "updated:desc", "filter": f"updated_min={watermark}"}
-    )
+    changed = fetch_batches(session, loops_url(sandbox), {"sort": "updated:desc", "filter": f"updated_min={watermark}"})
     assert {loop["id"] for loop in changed} == set(created) | set(updated)
-    assert [loop["updated"] for loop in changed] == sorted(
-        (loop["updated"] for loop in changed), reverse=True
-    )
+    assert [loop["updated"] for loop in changed] == sorted((loop["updated"] for loop in changed), reverse=True)
     assert changed[0]["id"] in updated  # the last step comes first
     # updated_min is inclusive: the second step's own timestamp still finds it.
     second_step = max(loop["updated"] for loop in changed)
@@ -311,14 +303,11 @@ def test_participants_belong_to_their_loop_and_their_changes_move_the_loop(sandb
     host = next(
         loop["id"]
         for loop in touched
-        if created
-        in [p["id"] for p in session.get(f"{loops_url(sandbox)}/{loop['id']}/participant").json()["data"]]
+        if created in [p["id"] for p in session.get(f"{loops_url(sandbox)}/{loop['id']}/participant").json()["data"]]
     )
     single = session.get(f"{loops_url(sandbox)}/{host}/participant/{created}")
     assert single.status_code == 200 and single.json()["data"]["id"] == created
-    assert (
-        session.get(f"{loops_url(sandbox)}/{seen[participant_id]}/participant/{created}").status_code == 404
-    )
+    assert session.get(f"{loops_url(sandbox)}/{seen[participant_id]}/participant/{created}").status_code == 404
 
 
 def test_contacts_are_batched_and_deleted_contacts_disappear(sandbox: Sandbox) -> None:
@@ -414,9 +403,7 @@ def _independent_dotloop_signature(body: bytes, key: str) -> str:
     return hmac.new(key.encode("utf-8"), body, hashlib.sha1).hexdigest()
 
 
-def subscribe(
-    sandbox: Sandbox, session: requests.Session, url: str, events: list[str], **extra: object
-) -> dict:
+def subscribe(sandbox: Sandbox, session: requests.Session, url: str, events: list[str], **extra: object) -> dict:
     body = {
         "targetType": "PROFILE",
         "targetId": ACME_PROFILE,

@@ -131,8 +131,7 @@ def test_leads_have_int64_ids_plain_string_contacts_and_tag_objects(sandbox: San
     for tag in (t for lead in body["leads"] for t in lead["tags"]):
         assert {"tagId", "tagName", "leadId"} <= set(tag)
     members = {
-        m["memberUserId"]
-        for m in client().get(url(sandbox, "members"), params={"limit": 100}).json()["members"]
+        m["memberUserId"] for m in client().get(url(sandbox, "members"), params={"limit": 100}).json()["members"]
     }
     assert {lead["assignedUserId"] for lead in scroll_all(sandbox)} <= members
 
@@ -289,9 +288,7 @@ def test_lead_info_webhooks_are_batched_up_to_the_limit_and_signed(sandbox: Sand
         assert len(sink.received) == 2
         batches = [json.loads(body) for body, _ in sink.received]
         for (body, headers), batch in zip(sink.received, batches, strict=True):
-            assert headers["x-lofty-signature"] == _independent_lofty_signature(
-                body, "lofty_sandbox_vendor_secret"
-            )
+            assert headers["x-lofty-signature"] == _independent_lofty_signature(body, "lofty_sandbox_vendor_secret")
             assert batch["teamId"] == 13_233_324 and batch["listId"] == 2
         events = sorted((e for b in batches for e in b["events"]), key=lambda e: e["leadId"])
         assert [e["leadId"] for e in events] == created
@@ -403,9 +400,7 @@ def test_malformed_leads_are_the_same_leads_every_time(sandbox: Sandbox) -> None
     broken = [
         lead
         for lead in first
-        if "leadId" not in lead
-        or lead["createTime"] == "0000-00-00 00:00:00"
-        or not isinstance(lead["emails"], list)
+        if "leadId" not in lead or lead["createTime"] == "0000-00-00 00:00:00" or not isinstance(lead["emails"], list)
     ]
     assert 10 <= len(broken) <= 60
     assert first == second

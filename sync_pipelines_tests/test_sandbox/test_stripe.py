@@ -176,9 +176,7 @@ def test_official_client_creates_customers_idempotently_and_deletes_them(sim: St
     assert sim.counts("acme")["customers"] == 301
     assert walk(sim, "customers", {"email": "new.person@example.com"})[0]["id"] == created.id
     with pytest.raises(stripe.IdempotencyError):
-        stripe_client.v1.customers.create(
-            params={"email": "other@example.com"}, options={"idempotency_key": "k-1"}
-        )
+        stripe_client.v1.customers.create(params={"email": "other@example.com"}, options={"idempotency_key": "k-1"})
     deleted = stripe_client.v1.customers.delete(created.id)
     assert deleted.deleted is True
     assert stripe_client.v1.customers.retrieve(created.id).deleted is True
@@ -359,12 +357,7 @@ def test_default_limits_are_stripes_test_and_live_mode_ones(sandbox: Sandbox) ->
     assert sandbox["stripe"].rate_limits["test_read"] == (25, 1.0)
     assert sandbox["stripe"].rate_limits["live_read"] == (100, 1.0)
     live = sandbox["stripe"].counts("harbor")["customers"]
-    assert (
-        0
-        < live
-        < sandbox["stripe"].counts("summit")["customers"]
-        < sandbox["stripe"].counts("acme")["customers"]
-    )
+    assert 0 < live < sandbox["stripe"].counts("summit")["customers"] < sandbox["stripe"].counts("acme")["customers"]
 
 
 def test_live_mode_key_sees_live_objects(sim: Stripe) -> None:
@@ -413,11 +406,7 @@ def test_malformed_records_are_the_same_records_every_time(sim: Stripe) -> None:
     sim.faults.update({"malformed_rate": 0.1})
     pages = [get(sim, "customers", {"limit": 100}).json()["data"] for _ in range(2)]
     assert pages[0] == pages[1]
-    broken = [
-        c
-        for c in pages[0]
-        if "id" not in c or not isinstance(c["created"], int) or c["livemode"] is not False
-    ]
+    broken = [c for c in pages[0] if "id" not in c or not isinstance(c["created"], int) or c["livemode"] is not False]
     assert 2 <= len(broken) <= 30
 
 
@@ -546,9 +535,7 @@ def test_test_mode_gives_up_after_three_retries_and_live_mode_keeps_retrying(sim
         _, secret = _endpoint(sim, sink.url, ["customer.updated"], key=HARBOR)
         sim.mutate("harbor", "customers", updates=1)
         assert sink.wait_for(5)  # a fourth retry: live mode backs off for up to three days
-        event = stripe.Webhook.construct_event(
-            sink.received[-1][0], sink.received[-1][1]["stripe-signature"], secret
-        )
+        event = stripe.Webhook.construct_event(sink.received[-1][0], sink.received[-1][1]["stripe-signature"], secret)
         assert event.livemode is True
 
 
