@@ -10,6 +10,7 @@ All of it commits together, so the cursor can never get ahead of the rows it cov
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -111,24 +112,41 @@ def read_mappings(conn: psycopg.Connection, spec: EntitySpec) -> list[FieldMappi
     return mappings
 
 
+@dataclass
+class Staged:
+    """What COPY put into staging for one batch."""
+
+    rows: int = 0
+    # Whether one source id came more than once (an overlap window): only then does the batch need a dedupe.
+    repeated_ids: bool = False
+
+
 def _copy_to_staging(
     conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, records: Iterable[dict]
-) -> int:
-    columns = sql.SQL(", ").join(map(sql.Identifier, ("_batch_id", "account_id", "source_id", "period_key", "raw")))
-    count = 0
+) -> Staged:
+    columns = sql.SQL(", ").join(
+        map(sql.Identifier, ("_batch_id", "account_id", "source_id", "period_key", "raw", "_raw_hash"))
+    )
+    staged = Staged()
+    seen: set[str] = set()
     id_field, created_field = spec.id_field, spec.created_field
     with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(_ident(spec.staging), columns)) as copy:
         for record in records:
             source_id = record.get(id_field) if isinstance(record, dict) else None
             created = record.get(created_field) if isinstance(record, dict) else None
             period = created[:7] if isinstance(created, str) and len(created) >= 7 else None
-            raw = orjson.dumps(record).decode()
+            raw = orjson.dumps(record)
             # JSON text may contain \u0000, which Postgres jsonb refuses: keep the record, lose the NUL.
-            if "\\u0000" in raw:
-                raw = raw.replace("\\u0000", "")
-            copy.write_row((batch_id, ctx.account_id, None if source_id is None else str(source_id), period, raw))
-            count += 1
-    return count
+            if b"\\u0000" in raw:
+                raw = raw.replace(b"\\u0000", b"")
+            key = None if source_id is None else str(source_id)
+            if key is not None:
+                if key in seen:
+                    staged.repeated_ids = True
+                seen.add(key)
+            copy.write_row((batch_id, ctx.account_id, key, period, raw.decode(), hashlib.md5(raw).hexdigest()))
+            staged.rows += 1
+    return staged
 
 
 def load_batch(
@@ -223,12 +241,21 @@ def _write_call_log(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext
             )  # fmt: skip
 
 
+def _mappings_fingerprint(mappings: list[FieldMapping]) -> str:
+    """Changes whenever a mapping does, so a runtime mapping edit rewrites rows whose raw record did not change."""
+    return hashlib.md5(repr([tuple(vars(m).values()) for m in mappings]).encode()).hexdigest()[:12]
+
+
 def _load_rows(
     conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, records: list[dict]
 ) -> BatchCounts:
-    counts = BatchCounts(fetched=_copy_to_staging(conn, spec, ctx, batch_id, records))
+    staged = _copy_to_staging(conn, spec, ctx, batch_id, records)
+    counts = BatchCounts(fetched=staged.rows)
     if counts.fetched == 0:
         return counts
+    # Sort and hash in memory: the default 4 MB spills a 50,000-row chunk to disk. JIT compiles each big
+    # statement for longer than it then runs.
+    conn.execute("SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)")
     mappings = read_mappings(conn, spec)
     plan = normalise_plan(mappings, sql.SQL("s.raw"))
     targets = [m.target_field for m in mappings]
@@ -241,10 +268,11 @@ def _load_rows(
         sql.SQL(
             """
             CREATE TEMP TABLE _norm ON COMMIT DROP AS
-            SELECT x._row_id, x._staged_source_id, x.raw, {columns}, {errors} AS _errors
+            SELECT x._row_id, x._staged_source_id, x.raw, {columns}, {errors} AS _errors,
+                   coalesce(x._raw_hash, md5(x.raw::text)) || ':' || %s AS _row_hash
             FROM (
                 SELECT e.*, {checks} FROM (
-                    SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, {extracts}
+                    SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, s._raw_hash, {extracts}
                     FROM {staging} s WHERE s._batch_id = %s OFFSET 0
                 ) e OFFSET 0
             ) x
@@ -256,31 +284,31 @@ def _load_rows(
             extracts=sql.SQL(", ").join(plan.extracts),
             staging=_ident(spec.staging),
         ),
-        (batch_id,),
+        (_mappings_fingerprint(mappings), batch_id),
     )
     # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons.
     counts.failed = conn.execute(
         """
+        WITH bad AS (DELETE FROM _norm n WHERE cardinality(n._errors) > 0 RETURNING n.*)
         INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id, raw_data,
                                            normalized_data, stage_failed, error_message, max_retries, next_retry_at)
-        SELECT %s, %s, %s, %s, n._staged_source_id, n.raw, to_jsonb(n) - 'raw' - '_errors' - '_row_id',
+        SELECT %s, %s, %s, %s, n._staged_source_id, n.raw, to_jsonb(n) - 'raw' - '_errors' - '_row_id' - '_row_hash',
                'validation', array_to_string(n._errors, '; '), %s, now() + interval '1 minute'
-        FROM _norm n WHERE cardinality(n._errors) > 0
+        FROM bad n
         """,
         (batch_id, spec.integration, ctx.account_id, spec.entity, ctx.max_retries),
     ).rowcount
-    hash_parts = sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(t)) for t in targets)
-    # The latest version of each record wins inside a batch (an overlap window can return it twice).
-    conn.execute(
-        sql.SQL(
+    if staged.repeated_ids:
+        # The latest version of each record wins inside a batch (an overlap window can return it twice).
+        conn.execute(
             """
             CREATE TEMP TABLE _valid ON COMMIT DROP AS
-            SELECT DISTINCT ON (n.source_id) n.*, md5(ROW({hash_parts}, n.raw)::text) AS _row_hash
-            FROM _norm n WHERE cardinality(n._errors) = 0
+            SELECT DISTINCT ON (n.source_id) n.* FROM _norm n
             ORDER BY n.source_id, n._source_updated_at DESC NULLS LAST, n._row_id DESC
             """
-        ).format(hash_parts=hash_parts)
-    )
+        )
+    else:
+        conn.execute("ALTER TABLE _norm RENAME TO _valid")
     if spec.parent is not None:
         parent_spec = ctx.registry.get(spec.parent.entity)
         if parent_spec is not None:
@@ -297,9 +325,11 @@ def _hold_orphans(
 ) -> int:
     assert spec.parent is not None
     column = sql.Identifier(spec.parent.column)
+    # OFFSET 0 keeps NOT EXISTS a per-row probe of the parent's unique index. As an anti-join, planned on
+    # statistics that lag a bulk load, it can read the parent's whole table for every batch: O(N^2).
     orphan = sql.SQL(
         "v.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.account_id = %(account)s "
-        "AND p.source_id = v.{col})"
+        "AND p.source_id = v.{col} OFFSET 0)"
     ).format(col=column, parent=_ident(parent.core))
     params = {"account": ctx.account_id, "batch": batch_id, "integration": spec.integration,
               "child": spec.entity, "parent_entity": parent.entity}  # fmt: skip
@@ -358,10 +388,7 @@ def _upsert(
     row = conn.execute(
         sql.SQL(
             """
-            WITH old AS (
-                SELECT {old_columns} FROM {core} c
-                JOIN _valid v ON c.account_id = %(account)s AND c.source_id = v.source_id
-            ), up AS (
+            WITH up AS (
                 INSERT INTO {core} AS t ({columns})
                 SELECT {values} FROM _valid v
                 ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
@@ -370,13 +397,18 @@ def _upsert(
                        OR EXCLUDED._source_updated_at >= t._source_updated_at)
                 RETURNING t.id, {returned_columns}, (xmax = 0) AS _inserted
             ), audit AS (
+                -- Every part of this statement reads the snapshot from before it, so the subquery over core
+                -- sees an updated row's old values; it runs for updated rows only, by the unique index.
                 INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
                                               batch_id, old_value, new_value)
                 SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, %(integration)s, %(entity)s, t.id,
                        t.source_id, %(account)s, %(batch)s,
-                       CASE WHEN t._inserted THEN NULL ELSE jsonb_build_object({old_audited}) END,
+                       CASE WHEN t._inserted THEN NULL ELSE (
+                           SELECT jsonb_build_object({old_audited}) FROM {core} o
+                           WHERE o.account_id = %(account)s AND o.source_id = t.source_id
+                       ) END,
                        jsonb_build_object({audited})
-                FROM up t LEFT JOIN old o ON o.source_id = t.source_id
+                FROM up t
                 RETURNING 1
             )
             SELECT count(*) FILTER (WHERE _inserted), count(*) FILTER (WHERE NOT _inserted),
@@ -390,8 +422,6 @@ def _upsert(
             updates=updates,
             audited=audited("t"),
             old_audited=audited("o"),
-            # Only what the audit rows need: the raw `data` of every row would double the work.
-            old_columns=sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in audited_columns),
             returned_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in audited_columns),
         ),
         {
@@ -413,7 +443,7 @@ def _release_children(conn: psycopg.Connection, parent: EntitySpec, ctx: LoadCon
             SELECT pc.id, pc.child_entity, pc.child_payload FROM bridge.pending_children pc
             WHERE pc.status = 'pending' AND pc.integration = %s AND pc.account_id = %s AND pc.parent_entity = %s
               AND EXISTS (SELECT 1 FROM {parent} p WHERE p.account_id = pc.account_id
-                          AND p.source_id = pc.parent_source_id)
+                          AND p.source_id = pc.parent_source_id OFFSET 0)
             FOR UPDATE SKIP LOCKED
             """
         ).format(parent=_ident(parent.core)),

@@ -433,8 +433,9 @@ audit_log = Table(
     Column("new_value", JSONB),
     Column("actor", Text, nullable=False, server_default=text("'sync'")),
     CheckConstraint(_in("action", AUDIT_ACTIONS), name="action"),
-    Index("ix_audit_log_entity", "entity_type", "entity_id"),
-    Index("ix_audit_log_batch", "batch_id"),
+    # Entity ids are unique across entity types; a batch's rows go in together with a time-ordered id.
+    Index("ix_audit_log_entity_id", "entity_id"),
+    Index("ix_audit_log_batch", "batch_id", postgresql_using="brin"),
     schema=BRIDGE,
 )
 
@@ -511,23 +512,23 @@ def staging_table(name: str) -> Table:
         Column("period_key", Text),
         Column("_fetched_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
         Column("raw", JSONB, nullable=False),
+        # md5 of the raw record as COPYed: with the mappings' fingerprint it is core's change-guard hash.
+        Column("_raw_hash", Text),
         Index(f"ix_{name}_batch", "_batch_id"),
         schema=STAGING,
     )
 
 
 def core_entity_table(name: str, *columns: Column) -> Table:
-    """A typed core table: natural key (account_id, source_id), change guard, soft delete."""
+    """A typed core table: natural key (account_id, source_id), change guard, soft delete.
+
+    No foreign key to bridge.accounts: its trigger costs one lookup per inserted row, and only the load path
+    writes here, always for an account it has just read (accounts are disabled, never deleted)."""
     return Table(
         name,
         metadata,
         _id(),
-        Column(
-            "account_id",
-            UUID(as_uuid=True),
-            ForeignKey(f"{BRIDGE}.accounts.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        Column("account_id", UUID(as_uuid=True), nullable=False),
         Column("source_id", Text, nullable=False),
         Column("period_key", Text),
         Column("created_at_source", DateTime(timezone=True)),
