@@ -84,6 +84,12 @@ class LoadContext:
     period_key: str | None = None
     registry: Mapping[str, EntitySpec] = field(default_factory=dict)
     max_retries: int = 5
+    # Per core table: (rows it had when last analysed, rows this run has inserted since). See _keep_statistics.
+    statistics: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+
+# Fills staging for one batch itself (e.g. a COPY relayed from a source database) instead of from records.
+Stager = Callable[[psycopg.Connection, uuid.UUID], "Staged"]
 
 
 def _ident(table: Table) -> sql.Composable:
@@ -153,13 +159,15 @@ def load_batch(
     conn: psycopg.Connection,
     spec: EntitySpec,
     ctx: LoadContext,
-    records: list[dict],
+    records: Iterable[dict],
     *,
     cursor: tuple[str, str | None] | None = None,
     calls: list[CallRecord] | None = None,
     records_synced: int | None = None,
+    stager: Stager | None = None,
 ) -> tuple[uuid.UUID, BatchCounts]:
-    """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit."""
+    """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit.
+    With `stager`, it fills staging for the batch and `records` is not read."""
     started = time.monotonic()
     batch_id = new_id()
     with conn.transaction():
@@ -172,7 +180,7 @@ def load_batch(
             (batch_id, spec.integration, ctx.account_id, spec.entity, spec.integration, ctx.sync_type,
              ctx.period_key, ctx.dagster_run_id, None),
         )  # fmt: skip
-        counts = _load_rows(conn, spec, ctx, batch_id, records)
+        counts = _load_rows(conn, spec, ctx, batch_id, records, stager)
         if calls:
             _write_call_log(conn, spec, ctx, calls)
         conn.execute(
@@ -247,9 +255,14 @@ def _mappings_fingerprint(mappings: list[FieldMapping]) -> str:
 
 
 def _load_rows(
-    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, records: list[dict]
+    conn: psycopg.Connection,
+    spec: EntitySpec,
+    ctx: LoadContext,
+    batch_id: uuid.UUID,
+    records: Iterable[dict],
+    stager: Stager | None = None,
 ) -> BatchCounts:
-    staged = _copy_to_staging(conn, spec, ctx, batch_id, records)
+    staged = stager(conn, batch_id) if stager else _copy_to_staging(conn, spec, ctx, batch_id, records)
     counts = BatchCounts(fetched=staged.rows)
     if counts.fetched == 0:
         return counts
@@ -314,10 +327,33 @@ def _load_rows(
         if parent_spec is not None:
             counts.pending = _hold_orphans(conn, spec, ctx, batch_id, parent_spec)
     inserted, updated, total = _upsert(conn, spec, ctx, batch_id, data_columns)
+    _keep_statistics(conn, spec, ctx, inserted)
     counts.inserted, counts.updated = inserted, updated
     counts.unchanged = total - inserted - updated
     counts.children_resolved = _release_children(conn, spec, ctx)
     return counts
+
+
+def _keep_statistics(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, inserted: int) -> None:
+    """ANALYZE a core table each time a run has doubled it. Autovacuum lags a bulk load, and on the
+    statistics of a nearly empty table the planner picks plans (index choice, joins) that read the whole
+    table for every batch."""
+    name = spec.core.fullname
+    if name not in ctx.statistics:
+        row = conn.execute("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass", (name,)).fetchone()
+        ctx.statistics[name] = (float(row[0]) if row else 0.0, 0)
+    known, since = ctx.statistics[name]
+    since += inserted
+    if since > max(10_000, known):
+        # Row counts and the key columns are what those plans hinge on: a small sample of them is enough
+        # (autovacuum's full ANALYZE follows), where a default one of every column costs seconds per million.
+        previous = conn.execute(
+            "SELECT current_setting('default_statistics_target'), set_config('default_statistics_target', '10', true)"
+        ).fetchone()
+        conn.execute(sql.SQL("ANALYZE {} (account_id, source_id, period_key)").format(_ident(spec.core)))
+        conn.execute("SELECT set_config('default_statistics_target', %s, true)", (previous[0] if previous else "100",))
+        known, since = known + since, 0
+    ctx.statistics[name] = (known, since)
 
 
 def _hold_orphans(
@@ -385,6 +421,23 @@ def _upsert(
             for c in audited_columns
         )
 
+    # Postgres 18 returns an updated row's old values from the upsert itself; before 18 a subquery reads them
+    # by the unique index (every part of one statement sees the snapshot from before it), for updates only.
+    returns_old = conn.info.server_version >= 180_000
+    if returns_old:
+        old_returned = sql.SQL(", ").join(
+            sql.SQL("old.{} AS {}").format(sql.Identifier(c), sql.Identifier(f"_old_{c}")) for c in audited_columns
+        )
+        old_value = sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, t.{}").format(sql.Literal(c), sql.Identifier(f"_old_{c}")) for c in audited_columns
+            )
+        )
+    else:
+        old_returned = sql.SQL("NULL AS _no_old")
+        old_value = sql.SQL(
+            "(SELECT jsonb_build_object({}) FROM {} o WHERE o.account_id = %(account)s AND o.source_id = t.source_id)"
+        ).format(audited("o"), core)
     row = conn.execute(
         sql.SQL(
             """
@@ -395,18 +448,13 @@ def _upsert(
                 WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
                   AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
                        OR EXCLUDED._source_updated_at >= t._source_updated_at)
-                RETURNING t.id, {returned_columns}, (xmax = 0) AS _inserted
+                RETURNING t.id, {returned_columns}, {old_returned}, (t.xmax = 0) AS _inserted
             ), audit AS (
-                -- Every part of this statement reads the snapshot from before it, so the subquery over core
-                -- sees an updated row's old values; it runs for updated rows only, by the unique index.
                 INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
                                               batch_id, old_value, new_value)
                 SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, %(integration)s, %(entity)s, t.id,
                        t.source_id, %(account)s, %(batch)s,
-                       CASE WHEN t._inserted THEN NULL ELSE (
-                           SELECT jsonb_build_object({old_audited}) FROM {core} o
-                           WHERE o.account_id = %(account)s AND o.source_id = t.source_id
-                       ) END,
+                       CASE WHEN t._inserted THEN NULL ELSE {old_value} END,
                        jsonb_build_object({audited})
                 FROM up t
                 RETURNING 1
@@ -421,7 +469,8 @@ def _upsert(
             values=sql.SQL(", ").join(values),
             updates=updates,
             audited=audited("t"),
-            old_audited=audited("o"),
+            old_value=old_value,
+            old_returned=old_returned,
             returned_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in audited_columns),
         ),
         {

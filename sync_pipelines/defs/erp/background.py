@@ -21,10 +21,10 @@ Time comes from a `Clock`: tests and the demo run a seven-night pass in seconds,
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from psycopg.rows import dict_row
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import URL
@@ -40,7 +41,7 @@ from sqlalchemy.engine import URL
 from sync_pipelines.defs.erp import source
 from sync_pipelines.defs.erp.entities import ACCOUNT_NAME, INTEGRATION, LOAD_ORDER, SOURCE_SYSTEM, SPECS
 from sync_pipelines.lib import db, mappings, schema
-from sync_pipelines.lib.load import BatchCounts, LoadContext, load_batch
+from sync_pipelines.lib.load import BatchCounts, LoadContext, Staged, load_batch
 
 log = logging.getLogger(__name__)
 
@@ -551,12 +552,15 @@ def _context(conn: psycopg.Connection, dagster_run_id: str | None) -> LoadContex
 
 def _move_chunk(conn: psycopg.Connection, chunk: source.Chunk, ctx: LoadContext, result: TickResult) -> tuple[int, Any]:
     """Load one keyset chunk; the caller's open transaction commits it with the checkpoint."""
-    rows = iter(chunk)
-    first = next(rows, None)
-    if first is None:
+    if not source.has_rows(chunk.conn, chunk.entity, chunk.after, chunk.until):
         return 0, None
-    records = itertools.chain([first], rows)
-    batch_id, counts = load_batch(conn, SPECS[chunk.entity], ctx, records)  # type: ignore[arg-type]
+    spec = SPECS[chunk.entity]
+    staging = sql.Identifier(spec.staging.schema or "staging", spec.staging.name)
+
+    def relay(warehouse: psycopg.Connection, batch_id: uuid.UUID) -> Staged:
+        return chunk.relay(warehouse, staging, batch_id, ctx.account_id)
+
+    batch_id, counts = load_batch(conn, spec, ctx, (), stager=relay)
     conn.execute(
         "UPDATE bridge.sync_batches SET cursor_before = %s, cursor_after = %s WHERE id = %s",
         (str(chunk.after), str(chunk.last_rowversion), batch_id),
