@@ -3,17 +3,21 @@
 Both databases live on the project's Postgres server (the embedded one unless SYNC_DATABASE_URL says
 otherwise), freshly created per size:
 
-- ours:    `background.create(days=1)` then one `background.tick` inside the window (a simulated clock):
-           every ERP table read with the rowversion keyset through a server-side cursor, 50,000-row chunks,
-           each chunk COPYed into staging, normalised in SQL, upserted into core with audit rows, its
-           sync_batches row and the checkpoint in one transaction;
+- ours:    the full background pass as production runs it: `background.create(days=BENCH_ERP_DAYS)` (7), then
+           night after night (a simulated clock) a tick at window start and one 15 minutes later, until the
+           pass is complete: every ERP table read with the rowversion keyset, 50,000-row chunks, each chunk
+           relayed by COPY from the source into staging, normalised in SQL, upserted into core with audit
+           rows, its sync_batches row and the checkpoint in one transaction. Rows/s is over the ticks' real
+           time; each night's real time is printed beside its window (12 h) to show it fits. Afterwards
+           (untimed) every table is checked: status completed, core count and checksum (keys, rowversions)
+           equal to the source's;
 - ceiling: per table `COPY (SELECT <columns> FROM ifsapp.<table> ORDER BY rowversion) TO STDOUT` piped
            into `COPY ifsapp.<table> FROM STDIN` of an empty copy of the ERP schema in the warehouse
            (primary key and rowversion index in place, as core has its unique key), one transaction per table.
 
 Each measurement runs in its own spawned child and reports wall time of the load (setup excluded) and the
-child's peak RSS (`ru_maxrss`). Knobs (environment): BENCH_ERP_SIZES="1000000", BENCH_ERP_CHUNK=50000,
-BENCH_ERP_ONLY="ours,ceiling", BENCH_ERP_KEEP=1 (keep the bench databases).
+child's peak RSS (`ru_maxrss`). Knobs (environment): BENCH_ERP_SIZES="1000000,7000000", BENCH_ERP_CHUNK=50000,
+BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,ceiling", BENCH_ERP_KEEP=1 (keep the bench databases).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import multiprocessing
 import os
 import resource
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-SIZES = [int(s) for s in os.environ.get("BENCH_ERP_SIZES", "1000000").split(",") if s.strip()]
+SIZES = [int(s) for s in os.environ.get("BENCH_ERP_SIZES", "1000000,7000000").split(",") if s.strip()]
+DAYS = int(os.environ.get("BENCH_ERP_DAYS", "7"))
 CHUNK = int(os.environ.get("BENCH_ERP_CHUNK", "50000"))
 ONLY = [s.strip() for s in os.environ.get("BENCH_ERP_ONLY", "ours,ceiling").split(",") if s.strip()]
 KEEP = os.environ.get("BENCH_ERP_KEEP") == "1"
@@ -58,17 +63,35 @@ def _peak_rss_mb() -> float:
 
 def _ours(warehouse: str, source: str, out: Any) -> None:
     from sync_pipelines.defs.erp import background
+    from sync_pipelines.defs.erp.entities import LOAD_ORDER
     from sync_pipelines.lib import db
+    from sync_pipelines.sandbox import erp
 
     engine = db.get_engine(warehouse)
-    clock = background.SimulatedClock(NIGHT)
-    background.create(engine, source, days=1, chunk_size=CHUNK, clock=clock)
-    started = time.perf_counter()
-    results = background.tick(engine, source, clock=clock)
-    seconds = time.perf_counter() - started
-    errors = {r.entity: r.reason for r in results if r.outcome == "error"}
-    out.put({"seconds": seconds, "rows": sum(r.rows_moved for r in results), "rss_mb": _peak_rss_mb(),
-             "errors": errors})  # fmt: skip
+    clock = background.SimulatedClock(NIGHT - timedelta(hours=1))
+    background.create(engine, source, days=DAYS, chunk_size=CHUNK, clock=clock)
+    seconds, rows, nights, errors = 0.0, 0, [], {}
+    for night in range(1, DAYS + 2):
+        if all(p.status == "completed" for p in background.status(engine, clock=clock)):
+            break
+        clock.set(NIGHT + timedelta(days=night - 1))  # the default window opens at 19:00 UTC
+        started = time.perf_counter()
+        results = background.tick(engine, source, clock=clock)
+        clock.advance(background.TICK_INTERVAL)
+        results += background.tick(engine, source, clock=clock)
+        spent = time.perf_counter() - started
+        moved = sum(r.rows_moved + r.delta_rows for r in results)
+        errors.update({r.entity: r.reason for r in results if r.outcome == "error"})
+        seconds += spent
+        rows += moved
+        nights.append((night, moved, spent))
+        print(f"  night {night}: {moved:>10,} rows in {spent:6.1f}s real (window 12 h)", flush=True)
+    done = {p.entity: p.status for p in background.status(engine, clock=clock)}
+    source_state = {t: (n, erp.checksum(source, t)) for t, n in erp.row_counts(source).items()}
+    core_state = {entity: background.core_checksum(engine, entity) for entity in LOAD_ORDER}
+    out.put({"seconds": seconds, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": errors, "nights": nights,
+             "completed": all(status == "completed" for status in done.values()),
+             "equal": source_state == core_state})  # fmt: skip
 
 
 def _ceiling(warehouse: str, source: str, out: Any) -> None:
@@ -133,6 +156,11 @@ def main() -> None:
                 f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['rss_mb']:.0f} MB"
                 + (f", errors {r['errors']}" if r["errors"] else "")
             )
+            if "nights" in r:
+                print(
+                    f"         pass: {len(r['nights'])} nights, every table completed: {r['completed']}, "
+                    f"core equal to source (counts and checksums): {r['equal']}"
+                )
             if not KEEP:
                 _drop(f"bench_erp_{name}")
         if "ours" in results and "ceiling" in results:

@@ -26,6 +26,8 @@ from sync_pipelines.lib.http import CallRecord
 from sync_pipelines.lib.ids import new_id
 from sync_pipelines.lib.mappings import FieldMapping, normalise_plan
 
+# The first Postgres version whose RETURNING can name an updated row's OLD values.
+RETURNING_OLD_SINCE = 180_000
 # Columns every core entity table has, filled by the load path itself rather than by mappings.
 SYSTEM_COLUMNS = ("source_id", "created_at_source", "_source_updated_at")
 
@@ -423,7 +425,7 @@ def _upsert(
 
     # Postgres 18 returns an updated row's old values from the upsert itself; before 18 a subquery reads them
     # by the unique index (every part of one statement sees the snapshot from before it), for updates only.
-    returns_old = conn.info.server_version >= 180_000
+    returns_old = conn.info.server_version >= RETURNING_OLD_SINCE
     if returns_old:
         old_returned = sql.SQL(", ").join(
             sql.SQL("old.{} AS {}").format(sql.Identifier(c), sql.Identifier(f"_old_{c}")) for c in audited_columns

@@ -326,3 +326,25 @@ def test_sigkill_mid_chunk_then_the_next_tick_resumes_with_no_loss_and_no_duplic
     )
     assert fetched == erp.row_counts(erp_url)[entity]  # every row moved exactly once
     assert scalar(database_url, "SELECT count(*) FROM bridge.sync_batches WHERE status <> 'completed'") == 0
+
+
+def test_values_relayed_from_the_source_land_in_core_exactly(database_url: URL, erp_url: URL) -> None:
+    """The chunk COPY relays JSON the source renders: numbers keep every digit, times stay the same instant."""
+    erp.generate(erp_url, seed=SEED, scale=1500)
+    engine = db.get_engine(database_url)
+    clock = SimulatedClock(_night_start(0))
+    background.create(engine, erp_url, timezone=TZ, days=1, chunk_size=400, clock=clock)
+    assert all(r.outcome == "moved" for r in background.tick(engine, erp_url, clock=clock))
+    columns = "order_no, customer_no, {} AS created, wanted_delivery_date, currency_code, state, total_amount, rowversion"
+    with psycopg.connect(db.libpq_uri(erp_url)) as src, psycopg.connect(db.libpq_uri(database_url)) as dst:
+        source_rows = src.execute(
+            f"SELECT {columns.format('order_date')} FROM ifsapp.customer_order ORDER BY order_no"
+        ).fetchall()
+        core_rows = dst.execute(
+            f"SELECT {columns.format('created_at_source')} FROM core.erp_customer_order ORDER BY order_no"
+        ).fetchall()
+        lines = "order_no, line_no, rel_no, buy_qty_due, sale_unit_price, rowversion"
+        source_lines = src.execute(f"SELECT {lines} FROM ifsapp.customer_order_line ORDER BY 1, 2, 3").fetchall()
+        core_lines = dst.execute(f"SELECT {lines} FROM core.erp_customer_order_line ORDER BY 1, 2, 3").fetchall()
+    assert source_rows and core_rows == source_rows
+    assert source_lines and core_lines == source_lines

@@ -321,3 +321,29 @@ def test_job_status_tracks_progress_and_completion(fub: FubWorld) -> None:
     assert job["status"] == "COMPLETED" and job["progress"] == 100
     assert job["records_processed"] == report.counts.fetched == job["source_count"]
     assert job["started_at"] <= job["completed_at"]
+
+
+@pytest.mark.parametrize("returning_old", [True, False], ids=["postgres-18-returning-old", "older-postgres-subquery"])
+def test_update_audit_rows_hold_the_previous_values(
+    fub: FubWorld, returning_old: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_pipelines.lib import load
+
+    if not returning_old:  # what a server before 18 runs: the old values read by a subquery in the same statement
+        monkeypatch.setattr(load, "RETURNING_OLD_SINCE", 10**9)
+    fub.backfill(fub.acme, periods=None)
+    with fub.engine.connect() as conn:
+        before = dict(conn.execute(sa.text("SELECT source_id, name FROM core.fub_people WHERE source_id IN "
+                                           "('3', '4')")).all())  # fmt: skip
+    fub.sandbox["fub"].mutate("acme", "people", updates=2, update_ids=[3, 4])
+    assert fub.delta(fub.acme).counts.updated == 2
+    with fub.engine.connect() as conn:
+        audited = conn.execute(
+            sa.text("SELECT source_id, old_value, new_value FROM bridge.audit_log WHERE action = 'UPDATE'")
+        ).all()
+        after = dict(conn.execute(sa.text("SELECT source_id, name FROM core.fub_people WHERE source_id IN "
+                                          "('3', '4')")).all())  # fmt: skip
+    assert sorted(source_id for source_id, _, _ in audited) == ["3", "4"]
+    for source_id, old, new in audited:
+        assert old["name"] == before[source_id] and new["name"] == after[source_id]
+        assert old["_source_updated_at"] < new["_source_updated_at"]
