@@ -335,7 +335,9 @@ def test_values_relayed_from_the_source_land_in_core_exactly(database_url: URL, 
     clock = SimulatedClock(_night_start(0))
     background.create(engine, erp_url, timezone=TZ, days=1, chunk_size=400, clock=clock)
     assert all(r.outcome == "moved" for r in background.tick(engine, erp_url, clock=clock))
-    columns = "order_no, customer_no, {} AS created, wanted_delivery_date, currency_code, state, total_amount, rowversion"
+    columns = (
+        "order_no, customer_no, {} AS created, wanted_delivery_date, currency_code, state, total_amount, rowversion"
+    )
     with psycopg.connect(db.libpq_uri(erp_url)) as src, psycopg.connect(db.libpq_uri(database_url)) as dst:
         source_rows = src.execute(
             f"SELECT {columns.format('order_date')} FROM ifsapp.customer_order ORDER BY order_no"
