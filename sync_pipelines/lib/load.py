@@ -313,7 +313,9 @@ def _load_rows(
         """,
         (batch_id, spec.integration, ctx.account_id, spec.entity, ctx.max_retries),
     ).rowcount
-    if staged.repeated_ids:
+    # Staging saw the records' ids (spec.id_field); a mapping that takes source_id from elsewhere could repeat.
+    id_mapped_as_staged = any(m.target_field == "source_id" and m.source_field == spec.id_field for m in mappings)
+    if staged.repeated_ids or not id_mapped_as_staged:
         # The latest version of each record wins inside a batch (an overlap window can return it twice).
         conn.execute(
             """
