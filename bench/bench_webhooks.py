@@ -1,11 +1,13 @@
 """The webhook receiver under a burst: accepted webhooks per second, p50/p99 accept latency.
 
 A fresh database on the warehouse's server (embedded Postgres by default), one FUB account, the receiver
-(`sync_pipelines.webhooks_app`, uvicorn, one process) in a spawned child, and a load generator in this process:
-BENCH_WEBHOOKS_REQUESTS (default 2,000) distinct FUB events, each signed as FUB signs, sent at once over
-BENCH_WEBHOOKS_CONNECTIONS (default 64) keep-alive HTTP/1.1 connections. A request's latency is from its
-first byte sent to the whole response read; every 202 means the event was committed. The run checks that
-exactly BENCH_WEBHOOKS_REQUESTS rows landed. Then the same burst is sent again: all duplicates (200).
+(`sync_pipelines.webhooks_app.serve`, exactly what `sync-pipelines webhooks serve` runs: uvicorn, one process)
+in a spawned child, and a load generator in this process: BENCH_WEBHOOKS_REQUESTS (default 2,000) distinct
+FUB events, each signed as FUB signs, sent at once over BENCH_WEBHOOKS_CONNECTIONS keep-alive HTTP/1.1
+connections (a comma-separated list, each measured in turn against the same receiver; default 16,32,64).
+A request's latency is from its first byte sent to the whole response read; every 202 means the event was
+committed. Each run checks that exactly BENCH_WEBHOOKS_REQUESTS rows landed. Then the same burst is sent
+again: all duplicates (200).
 """
 
 from __future__ import annotations
@@ -31,11 +33,9 @@ DATABASE = "bench_webhooks"
 
 
 def _serve(url: str, port: int) -> None:
-    import uvicorn
+    from sync_pipelines.webhooks_app import serve
 
-    from sync_pipelines.webhooks_app import create_app
-
-    uvicorn.run(create_app(url), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    serve("127.0.0.1", port, url, log_level="warning")  # what `sync-pipelines webhooks serve` runs
 
 
 def _free_port() -> int:
@@ -103,7 +103,7 @@ def _percentile(values: list[float], p: float) -> float:
 
 def main() -> None:
     total = int(os.environ.get("BENCH_WEBHOOKS_REQUESTS", "2000"))
-    connections = int(os.environ.get("BENCH_WEBHOOKS_CONNECTIONS", "64"))
+    counts = [int(c) for c in os.environ.get("BENCH_WEBHOOKS_CONNECTIONS", "16,32,64").split(",") if c.strip()]
     db.ensure_databases()
     db.ensure_database(DATABASE)
     url = db.server_url(DATABASE)
@@ -128,23 +128,24 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise RuntimeError("receiver did not start") from None
                 time.sleep(0.1)
-        run = uuid.uuid4().hex[:8]
-        # Warm up: the pool's connections and the account cache.
-        asyncio.run(_burst(port, [_request(port, n, f"warm{run}") for n in range(200)], connections))
-        burst = [_request(port, n, run) for n in range(total)]
-        for label in ("new events", "duplicates"):
-            elapsed, latencies, statuses = asyncio.run(_burst(port, burst, connections))
-            print(
-                f"{label:10}: {total} requests over {connections} connections in {elapsed:.2f} s = "
-                f"{total / elapsed:,.0f}/s; latency p50 {_percentile(latencies, 50) * 1000:.1f} ms, "
-                f"p99 {_percentile(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; "
-                f"statuses {dict(sorted(statuses.items()))}; mean {statistics.mean(latencies) * 1000:.1f} ms"
-            )
-        with psycopg.connect(db.libpq_uri(url)) as conn:
-            stored = conn.execute(
-                "SELECT count(*) FROM bridge.webhook_events WHERE event_id LIKE %s", (f"{run}-%",)
-            ).fetchone()
-        print(f"stored: {stored[0] if stored else 0} of {total} (each exactly once)")
+        for connections in counts:
+            run = uuid.uuid4().hex[:8]
+            # Warm up: the pool's connections and the account cache.
+            asyncio.run(_burst(port, [_request(port, n, f"warm{run}") for n in range(200)], connections))
+            burst = [_request(port, n, run) for n in range(total)]
+            for label in ("new events", "duplicates"):
+                elapsed, latencies, statuses = asyncio.run(_burst(port, burst, connections))
+                print(
+                    f"{label:10}: {total} requests over {connections} connections in {elapsed:.2f} s = "
+                    f"{total / elapsed:,.0f}/s; latency p50 {_percentile(latencies, 50) * 1000:.1f} ms, "
+                    f"p99 {_percentile(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; "
+                    f"statuses {dict(sorted(statuses.items()))}; mean {statistics.mean(latencies) * 1000:.1f} ms"
+                )
+            with psycopg.connect(db.libpq_uri(url)) as conn:
+                stored = conn.execute(
+                    "SELECT count(*) FROM bridge.webhook_events WHERE event_id LIKE %s", (f"{run}-%",)
+                ).fetchone()
+            print(f"stored: {stored[0] if stored else 0} of {total} (each exactly once)")
     finally:
         child.terminate()
         child.join(10)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -34,7 +35,7 @@ import uvicorn
 from sqlalchemy.engine import URL, make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sync_pipelines.lib import crypto, db, webhooks
@@ -230,8 +231,11 @@ def _settle(batch: list[tuple[tuple[Any, ...], asyncio.Future[bool]]], error: Ba
 class Receiver:
     """The ASGI app's state: where the queue is, which accounts exist (cached briefly), the pool."""
 
-    def __init__(self, database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(
+        self, database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE, freeze_gc: bool = False
+    ) -> None:
         url = make_url(database_url) if isinstance(database_url, str) else (database_url or db.warehouse_url())
+        self._freeze_gc = freeze_gc
         self._pool = _ConnectionPool(db.libpq_uri(url), pool_size)
         self._writer = _GroupCommit(self._pool, writers=max(1, pool_size // 2))
         self._accounts: dict[tuple[str, str], tuple[float, KnownAccount | None]] = {}
@@ -320,19 +324,25 @@ class Receiver:
             log.error("webhook receiver: could not store event (%s)", type(exc).__name__)
             return _error(503, "temporarily unavailable", {"Retry-After": "5"})
         if new:
-            return JSONResponse({"status": "accepted", "event_id": parsed.event_id}, 202)
-        return JSONResponse({"status": "duplicate", "event_id": parsed.event_id}, 200)
+            return _json({"status": "accepted", "event_id": parsed.event_id}, 202)
+        return _json({"status": "duplicate", "event_id": parsed.event_id}, 200)
 
     async def healthz(self, request: Request) -> Response:
         try:
             async with self._pool.connection() as conn:
                 await conn.execute("SELECT 1")
         except (psycopg.Error, OSError):
-            return JSONResponse({"status": "database unavailable"}, 503)
-        return JSONResponse({"status": "ok"})
+            return _json({"status": "database unavailable"}, 503)
+        return _json({"status": "ok"})
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        if self._freeze_gc:
+            # Everything imported and built until the server starts lives as long as the process. Frozen, the
+            # cyclic GC stops re-scanning those ~60k objects: a full collection then paused every request in
+            # flight for tens of ms, which was the receiver's whole p99 tail (bench/bench_webhooks.py).
+            gc.collect()
+            gc.freeze()
         yield
         await self._pool.close()
 
@@ -346,15 +356,24 @@ class Receiver:
         )
 
 
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON reply serialised by orjson (starlette's JSONResponse goes through the stdlib encoder)."""
+    return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None, close: bool = False) -> Response:
     extra = dict(headers or {})
     if close:
         extra["Connection"] = "close"
-    return JSONResponse({"error": message}, status, headers=extra)
+    return _json({"error": message}, status, headers=extra)
 
 
-def create_app(database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> Starlette:
-    return Receiver(database_url, pool_size).app()
+def create_app(
+    database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE, freeze_gc: bool = False
+) -> Starlette:
+    """`freeze_gc`: the receiver owns its process (`serve`), so at startup it may move what is loaded into the
+    GC's permanent generation; an app embedded in another process (tests) leaves that process's GC alone."""
+    return Receiver(database_url, pool_size, freeze_gc).app()
 
 
 class ReceiverServer:
@@ -402,6 +421,10 @@ class ReceiverServer:
         self.stop()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8800, database_url: URL | str | None = None) -> None:
-    """Serve in the foreground until interrupted (`sync-pipelines webhooks serve`)."""
-    uvicorn.run(create_app(database_url), host=host, port=port, log_level="info", access_log=False)
+def serve(
+    host: str = "127.0.0.1", port: int = 8800, database_url: URL | str | None = None, log_level: str = "info"
+) -> None:
+    """Serve in the foreground until interrupted (`sync-pipelines webhooks serve`; bench/bench_webhooks.py runs
+    exactly this). uvicorn picks uvloop and httptools when installed (dagster-webserver brings both); no access
+    log line per delivery; the GC frozen at startup (see Receiver.lifespan)."""
+    uvicorn.run(create_app(database_url, freeze_gc=True), host=host, port=port, log_level=log_level, access_log=False)

@@ -13,6 +13,7 @@ Nothing here knows an integration's payloads beyond its signature scheme; secret
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import time
@@ -44,10 +45,12 @@ INSERT_SQL = """
 """
 
 # Many events in one statement (the receiver's group commit); a duplicate event id, also one repeated inside
-# the batch, is skipped and not returned.
+# the batch, is skipped and not returned. The arrays travel in binary (%b): in text format psycopg quotes every
+# element and backslash-escapes each `"` of the JSON with a regex, ~120 µs per event, against ~4 µs in binary
+# (the JSON arrives as text[] and the server casts it).
 INSERT_MANY_SQL = """
     INSERT INTO bridge.webhook_events (integration, account_id, event_id, event_type, resource_key, payload, headers)
-    SELECT * FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[])
+    SELECT * FROM unnest(%b::text[], %b::uuid[], %b::text[], %b::text[], %b::text[], %b::jsonb[], %b::jsonb[])
     ON CONFLICT (integration, event_id) DO NOTHING
     RETURNING integration, event_id
 """
@@ -286,13 +289,22 @@ def counts_by_status(conn: psycopg.Connection, integration: str | None = None) -
 _SECRET_HEADER_PARTS = ("signature", "authorization", "cookie", "secret", "token", "api-key", "apikey", "x-system-key")
 
 
+@functools.lru_cache(maxsize=1024)
+def _kept_name(name: str) -> str | None:
+    """The lower-cased header name, or None for one that may carry a secret. Cached: senders repeat the same
+    few names on every delivery."""
+    lowered = name.lower()
+    return None if any(part in lowered for part in _SECRET_HEADER_PARTS) else lowered
+
+
 def sanitize_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers worth keeping with an event, lower-cased; signatures, credentials and cookies dropped."""
-    return {
-        name.lower(): value
-        for name, value in headers.items()
-        if not any(part in name.lower() for part in _SECRET_HEADER_PARTS)
-    }
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = _kept_name(name)
+        if lowered is not None:
+            kept[lowered] = value
+    return kept
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -468,7 +468,9 @@ class FollowUpBoss(Simulator):
         for action, key in (("Created", "created"), ("Updated", "updated"), ("Deleted", "deleted")):
             if result[key]:
                 self._notify(acct, entity, action, result[key])
-        return result
+        # The step's time: the `updated` (and `created`) of every record it touched, and the webhooks'
+        # eventCreated. Benchmarks use it to tell when that version of a record reached the warehouse.
+        return {**result, "at": now}
 
     def _create_people(self, acct: FubAccount, ids: list[int], now: datetime, d: Draw) -> None:
         table = acct.tables["people"]
