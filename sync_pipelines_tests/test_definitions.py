@@ -50,6 +50,10 @@ def test_project_dagster_yaml_puts_storage_in_postgres_with_per_integration_run_
     limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert limits[0]["key"] == "sync_pipelines/integration"
     assert limits[0]["value"] == {"applyLimitPerUniqueValue": True}
+    assert [(limit["key"], limit["limit"]) for limit in limits] == [
+        ("sync_pipelines/integration", 2),
+        ("sync_pipelines/webhooks", 2),
+    ]
     assert config["run_retries"]["enabled"] is True
 
     env = {"DAGSTER_HOME": str(tmp_path / "dh")}

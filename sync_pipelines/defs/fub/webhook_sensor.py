@@ -29,7 +29,9 @@ from sync_pipelines.lib.resources import WarehouseResource
 
 BATCH_LIMIT = int(os.environ.get("SYNC_WEBHOOK_BATCH_LIMIT", "2000"))
 OP_NAME = "fub_apply_webhooks"
-TAGS = {"sync_pipelines/integration": INTEGRATION}
+# Not the integration's tag: backfills and delta syncs hold that limit for minutes and would make webhook
+# batches wait behind them. Webhook runs have their own limit (dagster.yaml).
+TAGS = {"sync_pipelines/webhooks": INTEGRATION}
 
 # FUB event name prefix -> our entity. Longest prefix first; relationship events are not loaded.
 _EVENT_PREFIXES: tuple[tuple[str, str | None], ...] = (

@@ -172,7 +172,7 @@ def test_the_sensor_coalesces_a_batch_into_one_run_and_never_repeats_a_run_key(w
         (str(world.acme.id), "calls"): (["3"], []),
         (str(world.summit.id), "people"): (["2"], ["2"]),
     }
-    assert request.tags["sync_pipelines/integration"] == "fub"
+    assert request.tags["sync_pipelines/webhooks"] == "fub"
     assert world.tick().skip_reason is not None  # claimed: the next tick requests nothing
     keys = {request.run_key}
     for _ in range(3):
@@ -297,7 +297,8 @@ def test_definitions_wire_the_sensor_and_job_as_specified() -> None:
     assert sensor.minimum_interval_seconds == 1  # under the daemon's fixed 5 s loop: evaluated on every pass
     job = DEFS.resolve_job_def(JOB)
     assert job.executor_def is dg.in_process_executor
-    assert job.tags["sync_pipelines/integration"] == "fub"
+    # Its own concurrency limit: a long backfill holding the integration's limit never delays a webhook batch.
+    assert job.tags == {"sync_pipelines/webhooks": "fub"}
     assert sensor.job_name == JOB
 
 
