@@ -1,11 +1,11 @@
-"""Reading the ERP: a keyset on rowversion through a server-side cursor.
+"""Reading the ERP: a keyset on rowversion, relayed by COPY from the source into the warehouse's staging.
 
     SELECT ... FROM ifsapp.<table> WHERE rowversion > :cursor [AND rowversion <= :until]
     ORDER BY rowversion LIMIT :n
 
-Rows stream from the server in slices of `FETCH_SIZE`, so a 50,000-row chunk never sits in memory whole.
-Numbers and timestamps arrive as the text Postgres prints (UTC, ISO): the load path casts them in SQL, so
-no value is rounded or re-zoned in Python on the way.
+The source renders each row as JSON inside `COPY ... TO STDOUT`; the blocks stream into staging's COPY, so a
+50,000-row chunk never sits in memory whole and no row passes through Python. Numbers and timestamps stay
+the text Postgres prints (UTC, ISO): the load path casts them in SQL, so nothing is rounded or re-zoned.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 from sqlalchemy.engine import URL, make_url
 
@@ -25,7 +24,6 @@ from sync_pipelines.defs.erp.entities import SOURCES
 from sync_pipelines.lib import db
 from sync_pipelines.lib.load import Staged
 
-FETCH_SIZE = 5_000
 _TEXT_TYPES = ("numeric", "timestamptz", "timestamp", "date")
 
 
@@ -76,7 +74,7 @@ def has_rows(conn: psycopg.Connection, entity: str, after: int, until: int | Non
 
 @dataclass
 class Chunk:
-    """One keyset read; iterate it once. `last_rowversion` and `rows` follow what has been handed out."""
+    """One keyset read, relayed once. `rows` and `last_rowversion` say what landed."""
 
     conn: psycopg.Connection
     entity: str
@@ -138,22 +136,3 @@ class Chunk:
         ).fetchone()  # type: ignore[misc]
         self.rows, self.last_rowversion = int(rows), (int(last) if last is not None else None)
         return Staged(rows=self.rows)
-
-    def __iter__(self) -> Iterator[dict]:
-        if self._used:
-            raise RuntimeError("a Chunk is read once")
-        self._used = True
-        source = SOURCES[self.entity]
-        columns = [sql.Identifier(c) for c in source.columns]
-        columns += [sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(name)) for name, expr in source.computed]
-        query = sql.SQL(
-            "SELECT {columns} FROM {table} WHERE rowversion > %s AND (%s::bigint IS NULL OR rowversion <= %s) "
-            "ORDER BY rowversion LIMIT %s"
-        ).format(columns=sql.SQL(", ").join(columns), table=_table(self.entity))
-        with self.conn.transaction(), self.conn.cursor(name=f"erp_{self.entity}", row_factory=dict_row) as cur:
-            cur.itersize = FETCH_SIZE
-            cur.execute(query, (self.after, self.until, self.until, self.limit))
-            for row in cur:
-                self.rows += 1
-                self.last_rowversion = row["rowversion"]
-                yield row

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from uuid import uuid4
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 import sync_pipelines.defs.erp.tables  # noqa: F401  (registers the ERP tables until lib/schema.py has them)
-from sync_pipelines.defs.erp.entities import PRIMARY_KEYS, SPECS
+from sync_pipelines.defs.erp.entities import PRIMARY_KEYS
 from sync_pipelines.lib import db
 from sync_pipelines.sandbox import erp
 from sync_pipelines_tests.conftest import TestServer
@@ -35,25 +34,11 @@ def source_state(url: URL) -> dict[str, tuple[int, str]]:
 
 
 def core_state(warehouse: URL) -> dict[str, tuple[int, str]]:
-    """Live core rows per ERP table, and the sandbox's checksum over their keys and rowversions.
+    """Live core rows per ERP table and their checksum over keys and rowversions, comparable with source_state."""
+    from sync_pipelines.defs.erp import background
 
-    `erp.checksum` reads a table named like the source table, so each core table is exposed through a
-    view of its key columns and rowversion in a scratch schema.
-    """
-    with psycopg.connect(db.libpq_uri(warehouse), autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS erp_check")
-        for entity, keys in PRIMARY_KEYS.items():
-            core = SPECS[entity].core
-            conn.execute(
-                f"CREATE OR REPLACE VIEW erp_check.{entity} AS SELECT {', '.join(keys)}, rowversion "
-                f"FROM {core.schema}.{core.name} WHERE deleted_at IS NULL"
-            )
-        out = {}
-        for entity in PRIMARY_KEYS:
-            core = SPECS[entity].core
-            count = conn.execute(f"SELECT count(*) FROM {core.schema}.{core.name} WHERE deleted_at IS NULL")
-            out[entity] = (count.fetchone()[0], erp.checksum(conn, f"erp_check.{entity}"))  # type: ignore[index]
-    return out
+    engine = db.get_engine(warehouse)
+    return {entity: background.core_checksum(engine, entity) for entity in PRIMARY_KEYS}
 
 
 def scalar(url: URL, query: str, params: dict | None = None) -> object:
