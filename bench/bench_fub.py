@@ -356,13 +356,16 @@ _STATEMENTS = (
     ("CREATE TEMP TABLE _norm", "normalise (SQL: mappings -> typed columns)"),
     ("INSERT INTO bridge.failed_records", "validate (invalid rows -> DLQ)"),
     ("CREATE TEMP TABLE _valid", "dedup + row hash (_valid)"),
-    ("WITH old AS", "upsert core + audit rows"),
+    ("WITH up AS", "upsert core + audit rows"),
     ("FROM bridge.pending_children", "pending-children check"),
     ("bridge.sync_batches", "batch bookkeeping (sync_batches)"),
     ("bridge.sync_state", "cursor (sync_state)"),
     ("bridge.field_mappings", "read mappings"),
     ("WITH gone AS", "soft-delete missing (after the stream)"),
-    ("ANALYZE ", "ANALYZE before soft-delete (ours+analyze only)"),
+    ("ANALYZE ", "ANALYZE (statistics upkeep, before soft-delete)"),
+    ("set_config('work_mem'", "per-batch settings"),
+    ("DROP TABLE IF EXISTS _norm", "per-batch settings"),
+    ("ALTER TABLE _norm RENAME", "per-batch settings"),
 )
 
 

@@ -167,9 +167,12 @@ def load_batch(
     calls: list[CallRecord] | None = None,
     records_synced: int | None = None,
     stager: Stager | None = None,
+    before_apply: Callable[[], None] | None = None,
 ) -> tuple[uuid.UUID, BatchCounts]:
     """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit.
-    With `stager`, it fills staging for the batch and `records` is not read."""
+    With `stager`, it fills staging for the batch and `records` is not read. `before_apply` is called once
+    the batch is staged, normalised and validated, before it touches core (see sync.run_pages: it waits
+    there for the previous batch to commit); an exception from it rolls the batch back."""
     started = time.monotonic()
     batch_id = new_id()
     with conn.transaction():
@@ -182,7 +185,7 @@ def load_batch(
             (batch_id, spec.integration, ctx.account_id, spec.entity, spec.integration, ctx.sync_type,
              ctx.period_key, ctx.dagster_run_id, None),
         )  # fmt: skip
-        counts = _load_rows(conn, spec, ctx, batch_id, records, stager)
+        counts = _load_rows(conn, spec, ctx, batch_id, records, stager, before_apply)
         if calls:
             _write_call_log(conn, spec, ctx, calls)
         conn.execute(
@@ -263,10 +266,13 @@ def _load_rows(
     batch_id: uuid.UUID,
     records: Iterable[dict],
     stager: Stager | None = None,
+    before_apply: Callable[[], None] | None = None,
 ) -> BatchCounts:
     staged = stager(conn, batch_id) if stager else _copy_to_staging(conn, spec, ctx, batch_id, records)
     counts = BatchCounts(fetched=staged.rows)
     if counts.fetched == 0:
+        if before_apply is not None:
+            before_apply()
         return counts
     # Sort and hash in memory: the default 4 MB spills a 50,000-row chunk to disk. JIT compiles each big
     # statement for longer than it then runs.
@@ -326,6 +332,10 @@ def _load_rows(
         )
     else:
         conn.execute("ALTER TABLE _norm RENAME TO _valid")
+    # Up to here the batch wrote only rows of its own (staging, its temp tables, its DLQ and batch rows), so
+    # it cannot wait on a lock held by a batch committing before it.
+    if before_apply is not None:
+        before_apply()
     if spec.parent is not None:
         parent_spec = ctx.registry.get(spec.parent.entity)
         if parent_spec is not None:
@@ -349,15 +359,23 @@ def _keep_statistics(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContex
     known, since = ctx.statistics[name]
     since += inserted
     if since > max(10_000, known):
-        # Row counts and the key columns are what those plans hinge on: a small sample of them is enough
-        # (autovacuum's full ANALYZE follows), where a default one of every column costs seconds per million.
-        previous = conn.execute(
-            "SELECT current_setting('default_statistics_target'), set_config('default_statistics_target', '10', true)"
-        ).fetchone()
-        conn.execute(sql.SQL("ANALYZE {} (account_id, source_id, period_key)").format(_ident(spec.core)))
-        conn.execute("SELECT set_config('default_statistics_target', %s, true)", (previous[0] if previous else "100",))
+        # Autovacuum's full ANALYZE follows later.
+        _analyze_sample(conn, spec.core, ("account_id", "source_id", "period_key"))
         known, since = known + since, 0
     ctx.statistics[name] = (known, since)
+
+
+def _analyze_sample(conn: psycopg.Connection, table: Table, columns: Iterable[str]) -> None:
+    """ANALYZE only the columns a plan hinges on, from a small sample: row counts and key distributions are
+    all those plans need, where a default ANALYZE of every column costs seconds per million rows."""
+    previous = conn.execute(
+        "SELECT current_setting('default_statistics_target'), set_config('default_statistics_target', '10', false)"
+    ).fetchone()
+    # SKIP_LOCKED: an autovacuum at work on the table would make ANALYZE wait a deadlock_timeout for it to yield.
+    conn.execute(
+        sql.SQL("ANALYZE (SKIP_LOCKED) {} ({})").format(_ident(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    )
+    conn.execute("SELECT set_config('default_statistics_target', %s, false)", (previous[0] if previous else "100",))
 
 
 def _hold_orphans(
@@ -549,7 +567,8 @@ def soft_delete_missing(
     # Right after a bulk load the planner's statistics say these tables are nearly empty and it picks a
     # nested-loop anti-join: O(N^2) at a million rows. Fresh statistics, and no nested loop for this one
     # statement, make it a hash anti-join whatever the volume.
-    conn.execute(sql.SQL("ANALYZE {}, {}").format(_ident(spec.core), _ident(spec.staging)))
+    _analyze_sample(conn, spec.core, ("account_id", "source_id", "period_key", "deleted_at"))
+    _analyze_sample(conn, spec.staging, ("_batch_id", "source_id"))
     with conn.transaction():
         conn.execute("SET LOCAL enable_nestloop = off")
         return conn.execute(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import psycopg
@@ -80,44 +82,78 @@ def run_pages(
     cursor_key: str,
     client: ApiClient | None = None,
     batch_size: int = 2000,
-    prefetch: int = 8,
+    prefetch: int = 64,
     on_batch: Callable[[SyncResult], None] | None = None,
+    second: psycopg.Connection | None = None,
 ) -> SyncResult:
-    """Load every page; commit every `batch_size` records together with the latest safe cursor."""
+    """Load every page; commit every `batch_size` records together with the latest safe cursor.
+
+    With a `second` connection, batches alternate between the two: batch k+1 is copied into staging,
+    normalised and validated while batch k is upserted, and it touches core only once k has committed.
+    Each batch stays one transaction and they commit in order, so the cursor never passes a batch that is
+    not committed; Postgres works on two cores where the load would otherwise use one.
+    """
     started = time.monotonic()
     result = SyncResult()
     pending: list[dict] = []
     pending_cursor: str | None = None
     have_pending_page = False
+    connections = [conn] if second is None else [conn, second]
+    in_flight: deque[tuple[Future, str | None]] = deque()
+    submitted = records_submitted = 0
 
-    def flush() -> None:
-        nonlocal pending, have_pending_page
+    def collect() -> None:
+        future, cursor = in_flight.popleft()
+        batch_id, counts = future.result()
+        result.batch_ids.append(batch_id)
+        result.counts.add(counts)
+        result.last_cursor = cursor
+        if on_batch is not None:
+            on_batch(result)
+
+    def flush(lanes: ThreadPoolExecutor) -> None:
+        nonlocal pending, have_pending_page, submitted, records_submitted
+        if len(in_flight) == len(connections):
+            collect()  # frees the connection this batch is about to use
         calls = client.drain_calls() if client is not None else None
-        batch_id, counts = load_batch(
-            conn,
+        previous = in_flight[-1][0] if in_flight else None
+
+        def after_previous() -> None:
+            if previous is not None:
+                previous.result()  # raises if it failed: this batch then rolls back too
+
+        future = lanes.submit(
+            load_batch,
+            connections[submitted % len(connections)],
             spec,
             ctx,
             pending,
             cursor=(cursor_key, pending_cursor),
             calls=calls,
-            records_synced=result.counts.fetched + len(pending),
+            records_synced=records_submitted + len(pending),
+            before_apply=after_previous,
         )
-        result.batch_ids.append(batch_id)
-        result.counts.add(counts)
-        result.last_cursor = pending_cursor
+        records_submitted += len(pending)
+        submitted += 1
+        in_flight.append((future, pending_cursor))
         pending = []
         have_pending_page = False
-        if on_batch is not None:
-            on_batch(result)
 
-    for page in _prefetch(pages, prefetch):
-        result.pages += 1
-        pending.extend(page.records)
-        pending_cursor = page.cursor
-        have_pending_page = True
-        if len(pending) >= batch_size:
-            flush()
-    if have_pending_page:
-        flush()
+    with ThreadPoolExecutor(max_workers=len(connections), thread_name_prefix="load-lane") as lanes:
+        try:
+            for page in _prefetch(pages, prefetch):
+                result.pages += 1
+                pending.extend(page.records)
+                pending_cursor = page.cursor
+                have_pending_page = True
+                if len(pending) >= batch_size:
+                    flush(lanes)
+            if have_pending_page:
+                flush(lanes)
+            while in_flight:
+                collect()
+        finally:
+            # On an error, the batches still in flight finish (or roll back) before the connections are reused.
+            wait([future for future, _ in in_flight])
     result.duration_seconds = time.monotonic() - started
     return result

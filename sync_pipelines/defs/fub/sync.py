@@ -121,7 +121,11 @@ def backfill(
         [None] if entity in REFERENCE_ENTITIES or not periods else contiguous_ranges(periods)
     )
     try:
-        with db.raw_connection(engine.url, autocommit=True) as conn:
+        # Two connections: one batch is staged while the one before it is upserted (see run_pages).
+        with (
+            db.raw_connection(engine.url, autocommit=True) as conn,
+            db.raw_connection(engine.url, autocommit=True) as second,
+        ):
             for window in windows:
                 label = f"{window[0]}..{window[1]}" if window else "all"
                 cursor_key = f"{entity}@backfill:{label}"
@@ -139,7 +143,8 @@ def backfill(
                     if on_batch is not None:
                         on_batch(partial)
 
-                result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client, on_batch=batch_done)
+                result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client, on_batch=batch_done,
+                                   second=second)  # fmt: skip
                 report.absorb(result)
                 if fresh:
                     report.soft_deleted += soft_delete_missing(
