@@ -13,11 +13,14 @@ otherwise), freshly created per size:
            equal to the source's;
 - ceiling: per table `COPY (SELECT <columns> FROM ifsapp.<table> ORDER BY rowversion) TO STDOUT` piped
            into `COPY ifsapp.<table> FROM STDIN` of an empty copy of the ERP schema in the warehouse
-           (primary key and rowversion index in place, as core has its unique key), one transaction per table.
+           (primary key and rowversion index in place, as core has its unique key), one transaction per table;
+- floor:   the least the engine's path must write, without the rest of it (see `_floor`): the relay into a
+           staging table, a plain INSERT of typed columns into an empty core table, and CREATE audit rows. It
+           bounds what the ratio to the ceiling can be for any engine that writes those three.
 
 Each measurement runs in its own spawned child and reports wall time of the load (setup excluded) and the
 child's peak RSS (`ru_maxrss`). Knobs (environment): BENCH_ERP_SIZES="1000000,7000000", BENCH_ERP_CHUNK=50000,
-BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,ceiling", BENCH_ERP_KEEP=1 (keep the bench databases).
+BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,floor,ceiling", BENCH_ERP_KEEP=1 (keep the bench databases).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 SIZES = [int(s) for s in os.environ.get("BENCH_ERP_SIZES", "1000000,7000000").split(",") if s.strip()]
 DAYS = int(os.environ.get("BENCH_ERP_DAYS", "7"))
 CHUNK = int(os.environ.get("BENCH_ERP_CHUNK", "50000"))
-ONLY = [s.strip() for s in os.environ.get("BENCH_ERP_ONLY", "ours,ceiling").split(",") if s.strip()]
+ONLY = [s.strip() for s in os.environ.get("BENCH_ERP_ONLY", "ours,floor,ceiling").split(",") if s.strip()]
 KEEP = os.environ.get("BENCH_ERP_KEEP") == "1"
 SEED = 7
 TARGET_CEILING = 0.5
@@ -123,6 +126,76 @@ def _ceiling(warehouse: str, source: str, out: Any) -> None:
     out.put({"seconds": time.perf_counter() - started, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}})
 
 
+def _floor(warehouse: str, source: str, out: Any) -> None:
+    """The least the issue's load path must write per row, with nothing else: per table, the rows relayed as
+    JSON into a staging table (the production relay), one INSERT … SELECT of typed columns into an empty
+    core table, and one INSERT of CREATE audit rows. No normalise step, no validation, no upsert or change
+    guard, no dedupe, no checkpoint, one transaction per table. Tables are copies of the real ones
+    (`LIKE … INCLUDING ALL`: same columns, keys and indexes) in a scratch schema of a migrated warehouse."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    from sync_pipelines.defs.erp import source as erp_source
+    from sync_pipelines.defs.erp.entities import SOURCES, SPECS
+    from sync_pipelines.lib import db
+    from sync_pipelines.lib.load import SYSTEM_COLUMNS
+
+    rows = 0
+    with (
+        psycopg.connect(db.libpq_uri(make_url(source))) as src,
+        psycopg.connect(db.libpq_uri(make_url(warehouse))) as dst,
+    ):
+        dst.execute("CREATE SCHEMA floor")
+        for entity in SOURCES:
+            spec = SPECS[entity]
+            for kind, table in (("staging", spec.staging), ("core", spec.core), ("audit", None)):
+                like = f"{table.schema}.{table.name}" if table is not None else "bridge.audit_log"
+                dst.execute(f"CREATE TABLE floor.{kind}_{entity} (LIKE {like} INCLUDING ALL)")
+        dst.commit()
+        started = time.perf_counter()
+        for entity in SOURCES:
+            spec = SPECS[entity]
+            batch, account = uuid.uuid4(), uuid.uuid4()
+            chunk = erp_source.Chunk(src, entity, after=0, until=None, limit=10**12)
+            chunk.relay(dst, sql.Identifier("floor", f"staging_{entity}"), batch, account)
+            targets = [m for m in spec.mappings if m.target_field != "_source_updated_at"]
+            typed = [
+                sql.SQL("(raw->>{})::{}").format(sql.Literal(m.source_field), sql.SQL(m.data_type)) for m in targets
+            ]
+            dst.execute(
+                sql.SQL(
+                    "INSERT INTO {core} (account_id, period_key, {columns}, data, _row_hash, _batch_id) "
+                    "SELECT account_id, period_key, {typed}, raw, _raw_hash, _batch_id FROM {staging}"
+                ).format(
+                    core=sql.Identifier("floor", f"core_{entity}"),
+                    columns=sql.SQL(", ").join(sql.Identifier(m.target_field) for m in targets),
+                    typed=sql.SQL(", ").join(typed),
+                    staging=sql.Identifier("floor", f"staging_{entity}"),
+                )
+            )
+            audited = [m.target_field for m in targets if m.target_field not in SYSTEM_COLUMNS]
+            dst.execute(
+                sql.SQL(
+                    "INSERT INTO {audit} (action, integration, entity_type, entity_id, source_id, account_id, batch_id,"
+                    " new_value) SELECT 'CREATE', 'erp', {entity}, id, source_id, account_id, _batch_id,"
+                    " jsonb_build_object({pairs}) FROM {core}"
+                ).format(
+                    audit=sql.Identifier("floor", f"audit_{entity}"),
+                    entity=sql.Literal(entity),
+                    pairs=sql.SQL(", ").join(
+                        sql.SQL("{}, {}").format(sql.Literal(c), sql.Identifier(c)) for c in audited
+                    ),
+                    core=sql.Identifier("floor", f"core_{entity}"),
+                )
+            )
+            dst.commit()
+            rows += chunk.rows
+    out.put({"seconds": time.perf_counter() - started, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}})
+
+
 def _measure(target: Any, warehouse: str, source: str) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
@@ -146,9 +219,9 @@ def main() -> None:
         results: dict[str, dict[str, Any]] = {}
         for name in ONLY:
             warehouse_url = _fresh_database(f"bench_erp_{name}")
-            if name == "ours":
+            if name in ("ours", "floor"):
                 migrations.upgrade(warehouse_url)
-            target = _ours if name == "ours" else _ceiling
+            target = {"ours": _ours, "floor": _floor, "ceiling": _ceiling}[name]
             results[name] = _measure(target, db.render_secret_url(warehouse_url), db.render_secret_url(source_url))
             r = results[name]
             print(
@@ -163,6 +236,12 @@ def main() -> None:
                 )
             if not KEEP:
                 _drop(f"bench_erp_{name}")
+        if "floor" in results and "ceiling" in results:
+            floor, ceiling = results["floor"], results["ceiling"]
+            print(
+                f"floor / ceiling = {(floor['rows'] / floor['seconds']) / (ceiling['rows'] / ceiling['seconds']):.2f}"
+                " (the most any engine that writes staging, core and audit rows can reach)"
+            )
         if "ours" in results and "ceiling" in results:
             ours, ceiling = results["ours"], results["ceiling"]
             ratio = (ours["rows"] / ours["seconds"]) / (ceiling["rows"] / ceiling["seconds"])

@@ -520,7 +520,8 @@ def staging_table(name: str) -> Table:
 
 
 def core_entity_table(name: str, *columns: Column) -> Table:
-    """A typed core table: natural key (account_id, source_id), change guard, soft delete.
+    """A typed core table: natural key (account_id, source_id), change guard, soft delete. The record as
+    received stays in staging (`_batch_id` names the batch that last changed the row), not in a copy here.
 
     No foreign key to bridge.accounts: its trigger costs one lookup per inserted row, and only the load path
     writes here, always for an account it has just read (accounts are disabled, never deleted)."""
@@ -533,7 +534,6 @@ def core_entity_table(name: str, *columns: Column) -> Table:
         Column("period_key", Text),
         Column("created_at_source", DateTime(timezone=True)),
         *columns,
-        Column("data", JSONB, nullable=False),
         Column("_source_updated_at", DateTime(timezone=True)),
         Column("_row_hash", Text, nullable=False),
         Column("_batch_id", UUID(as_uuid=True)),
