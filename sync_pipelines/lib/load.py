@@ -129,14 +129,19 @@ class Staged:
     repeated_ids: bool = False
 
 
-# COPY's text format: a backslash starts an escape, and tab, newline and carriage return end fields and rows.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # Rows are written to COPY in blocks of about this many bytes.
 _COPY_BLOCK = 256 * 1024
 
 
 def _copy_text(value: object) -> bytes:
-    return b"\\N" if value is None else str(value).translate(_COPY_ESCAPES).encode()
+    """A value in COPY's text format, where a backslash starts an escape and tab, newline and carriage return
+    end fields and rows."""
+    if value is None:
+        return b"\\N"
+    text = value if isinstance(value, str) else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text.encode()
 
 
 def _copy_to_staging(
