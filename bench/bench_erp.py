@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import resource
 import time
 from datetime import UTC, datetime, timedelta
@@ -167,8 +168,8 @@ def _floor(warehouse: str, source: str, out: Any) -> None:
             ]
             dst.execute(
                 sql.SQL(
-                    "INSERT INTO {core} (account_id, period_key, {columns}, data, _row_hash, _batch_id) "
-                    "SELECT account_id, period_key, {typed}, raw, _raw_hash, _batch_id FROM {staging}"
+                    "INSERT INTO {core} (account_id, period_key, {columns}, _row_hash, _batch_id) "
+                    "SELECT account_id, period_key, {typed}, _raw_hash, _batch_id FROM {staging}"
                 ).format(
                     core=sql.Identifier("floor", f"core_{entity}"),
                     columns=sql.SQL(", ").join(sql.Identifier(m.target_field) for m in targets),
@@ -201,7 +202,13 @@ def _measure(target: Any, warehouse: str, source: str) -> dict[str, Any]:
     out = ctx.Queue()
     child = ctx.Process(target=target, args=(warehouse, source, out))
     child.start()
-    result = out.get()
+    while True:
+        try:
+            result = out.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"{target.__name__} exited with code {child.exitcode} without a result") from None
     child.join()
     return result
 
