@@ -9,14 +9,20 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from sync_pipelines.lib.call_log import CallLog, CallRecord
+
+__all__ = ["ApiClient", "ApiError", "AuthError", "CallLog", "CallRecord", "CallStats", "TransientError"]
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +63,6 @@ class CallStats:
             "bytes": self.bytes,
             "rate_wait_seconds": round(self.waited_seconds, 2),
         }
-
-
-@dataclass
-class CallRecord:
-    method: str
-    url: str
-    status: int | None
-    duration_ms: int
-    error: str | None = None
-    response_excerpt: str | None = None
 
 
 @dataclass
@@ -144,7 +140,11 @@ class ApiClient:
         self.max_rate_limited = max_rate_limited
         self.sleep = sleep
         self.stats = CallStats()
+        # Calls since the last drain_calls (a batch's metrics); every call also goes to call_log when set.
         self.calls: list[CallRecord] = []
+        self._calls_lock = threading.Lock()
+        self.call_log: CallLog | None = None
+        self.entity: str | None = None  # what is being synced, for the call log
         self.pacer = Pacer()
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
@@ -182,19 +182,31 @@ class ApiClient:
             self.pacer.wait(self.stats)
             headers: dict[str, str] = {"Accept": "application/json"}
             self.authorize(headers)
+            sent_at = datetime.now(UTC)
             started = time.monotonic()
             self.stats.api_calls += 1
+
+            def record(
+                status: int | None,
+                error: str | None,
+                excerpt: str | None = None,
+                size: int | None = None,
+                started: float = started,
+                sent_at: datetime = sent_at,
+            ) -> None:
+                self._record("GET", url, status, started, error, excerpt, sent_at=sent_at, params=params, size=size)
+
             try:
                 response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                self._record("GET", url, None, started, type(exc).__name__)
+                record(None, type(exc).__name__)
                 raise TransientError(f"{type(exc).__name__} calling {url}") from exc
             self.pacer.observe(response.headers)
             status = response.status_code
             if status == 429:
                 rate_limited += 1
                 self.stats.rate_limited += 1
-                self._record("GET", url, status, started, "rate limited", response.text[:500])
+                record(status, "rate limited", response.text[:500])
                 if rate_limited > self.max_rate_limited:
                     raise TransientError(f"{url} kept answering 429 ({rate_limited} times)")
                 wait = _float(response.headers.get("Retry-After")) or min(2.0**rate_limited, 60.0)
@@ -203,22 +215,22 @@ class ApiClient:
                 self.sleep(wait)
                 continue
             if status >= 500:
-                self._record("GET", url, status, started, f"HTTP {status}", response.text[:500])
+                record(status, f"HTTP {status}", response.text[:500])
                 raise TransientError(f"HTTP {status} from {url}")
             if status >= 400:
                 message = _error_message(response)
-                self._record("GET", url, status, started, message, response.text[:500])
+                record(status, message, response.text[:500])
                 error_cls = AuthError if status in (401, 403) else ApiError
                 raise error_cls(status, message, url)
             body_bytes = response.content
             try:
                 body = orjson.loads(body_bytes)
             except orjson.JSONDecodeError as exc:
-                self._record("GET", url, status, started, "invalid JSON", body_bytes[-200:].decode(errors="replace"))
+                record(status, "invalid JSON", body_bytes[-200:].decode(errors="replace"), len(body_bytes))
                 raise TransientError(f"truncated or invalid JSON from {url}") from exc
             self.stats.pages += 1
             self.stats.bytes += len(body_bytes)
-            self._record("GET", url, status, started, None)
+            record(status, None, size=len(body_bytes))
             return body, response.headers
 
     def _record(
@@ -229,12 +241,38 @@ class ApiClient:
         started: float,
         error: str | None,
         excerpt: str | None = None,
+        *,
+        sent_at: datetime | None = None,
+        params: Mapping[str, Any] | None = None,
+        size: int | None = None,
     ) -> None:
-        self.calls.append(CallRecord(method, url, status, int((time.monotonic() - started) * 1000), error, excerpt))
+        call = CallRecord(method, url, status, int((time.monotonic() - started) * 1000), error, excerpt,
+                          sent_at or datetime.now(UTC), params, size, self.entity)  # fmt: skip
+        with self._calls_lock:
+            self.calls.append(call)
+        if self.call_log is not None:
+            self.call_log.record(call)
 
     def drain_calls(self) -> list[CallRecord]:
-        calls, self.calls = self.calls, []
+        with self._calls_lock:
+            calls, self.calls = self.calls, []
         return calls
+
+    @contextmanager
+    def logging_calls(self, call_log: CallLog | None, entity: str | None = None) -> Iterator[None]:
+        """Every call made inside goes to `call_log` (bridge.sync_logs), which is flushed and closed on the way
+        out. A client that already logs keeps its own log."""
+        owned = self.call_log is None and call_log is not None
+        if owned:
+            self.call_log = call_log
+        previous, self.entity = self.entity, entity
+        try:
+            yield
+        finally:
+            self.entity = previous
+            if owned and call_log is not None:
+                self.call_log = None
+                call_log.close()
 
 
 def _error_message(response: requests.Response) -> str:

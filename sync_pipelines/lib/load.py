@@ -11,6 +11,7 @@ All of it commits together, so the cursor can never get ahead of the rows it cov
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -22,9 +23,11 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Table
 
-from sync_pipelines.lib.http import CallRecord
+from sync_pipelines.lib.call_log import CallRecord
 from sync_pipelines.lib.ids import new_id
 from sync_pipelines.lib.mappings import FieldMapping, normalise_plan
+
+log = logging.getLogger(__name__)
 
 # The first Postgres version whose RETURNING can name an updated row's OLD values.
 RETURNING_OLD_SINCE = 180_000
@@ -66,6 +69,7 @@ class BatchCounts:
     pending: int = 0
     deleted: int = 0
     children_resolved: int = 0
+    dlq_resolved: int = 0
 
     def add(self, other: BatchCounts) -> None:
         for f in fields(self):
@@ -203,7 +207,9 @@ def load_batch(
     stager: Stager | None = None,
     before_apply: Callable[[], None] | None = None,
 ) -> tuple[uuid.UUID, BatchCounts]:
-    """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit.
+    """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit. `calls`
+    are the source calls behind the batch, for its metrics (the calls themselves go to bridge.sync_logs
+    through the client's CallLog, outside this transaction).
     With `stager`, it fills staging for the batch and `records` is not read. `before_apply` is called once
     the batch is staged, normalised and validated, before it touches core (see sync.run_pages: it waits
     there for the previous batch to commit); an exception from it rolls the batch back."""
@@ -220,8 +226,6 @@ def load_batch(
              ctx.period_key, ctx.dagster_run_id, None),
         )  # fmt: skip
         counts = _load_rows(conn, spec, ctx, batch_id, records, stager, before_apply)
-        if calls:
-            _write_call_log(conn, spec, ctx, calls)
         conn.execute(
             """
             UPDATE bridge.sync_batches
@@ -275,17 +279,28 @@ def read_cursor(conn: psycopg.Connection, integration: str, account_id: uuid.UUI
     return row[0] if row else None
 
 
-def _write_call_log(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, calls: list[CallRecord]) -> None:
-    with conn.cursor().copy(
-        "COPY bridge.sync_logs (integration, account_id, entity_type, method, url, status_code, duration_ms,"
-        " error_message, response_payload) FROM STDIN"
-    ) as copy:
-        for call in calls:
-            excerpt = orjson.dumps({"excerpt": call.response_excerpt}).decode() if call.response_excerpt else None
-            copy.write_row(
-                (spec.integration, ctx.account_id, spec.entity, call.method, call.url, call.status,
-                 call.duration_ms, call.error, excerpt)
-            )  # fmt: skip
+def read_records_synced(conn: psycopg.Connection, integration: str, account_id: uuid.UUID, entity_type: str) -> int:
+    row = conn.execute(
+        "SELECT records_synced FROM bridge.sync_state WHERE integration = %s AND account_id = %s AND entity_type = %s",
+        (integration, account_id, entity_type),
+    ).fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def record_sync_error(
+    conn: psycopg.Connection, integration: str, account_id: uuid.UUID, entity_type: str, message: str
+) -> None:
+    """A sync of this cursor failed: its row says so (status 'error' and the reason) until the next commit of
+    the cursor clears it. The cursor itself stays where the last commit left it."""
+    conn.execute(
+        """
+        INSERT INTO bridge.sync_state (integration, account_id, entity_type, status, error_message, updated_at)
+        VALUES (%s, %s, %s, 'error', %s, now())
+        ON CONFLICT (integration, account_id, entity_type) DO UPDATE
+        SET status = 'error', error_message = EXCLUDED.error_message, updated_at = now()
+        """,
+        (integration, account_id, entity_type, message[:2000]),
+    )
 
 
 def _mappings_fingerprint(mappings: list[FieldMapping]) -> str:
@@ -341,21 +356,34 @@ def _load_rows(
         ),
         (_mappings_fingerprint(mappings), batch_id),
     )
-    # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons.
-    counts.failed = conn.execute(
+    # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons. A record that
+    # already has an open DLQ row refreshes it (one open row per record), so repeat failures do not pile up.
+    row = conn.execute(
         sql.SQL(
             """
-            WITH bad AS (DELETE FROM _norm n WHERE cardinality(n._errors) > 0 RETURNING n.*)
-            INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id, raw_data,
-                                               normalized_data, stage_failed, error_message, max_retries,
-                                               next_retry_at)
-            SELECT %s, %s, %s, %s, n._staged_source_id, s.raw, to_jsonb(n) - '_errors' - '_row_id' - '_row_hash',
-                   'validation', array_to_string(n._errors, '; '), %s, now() + interval '1 minute'
-            FROM bad n JOIN {staging} s ON s._row_id = n._row_id
+            WITH bad AS (DELETE FROM _norm n WHERE cardinality(n._errors) > 0 RETURNING n.*),
+            queued AS (
+                INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id,
+                                                   raw_data, normalized_data, stage_failed, error_message,
+                                                   max_retries, next_retry_at)
+                SELECT DISTINCT ON (coalesce(n._staged_source_id, n._row_id::text))
+                       %s, %s, %s, %s, n._staged_source_id, s.raw,
+                       to_jsonb(n) - '_errors' - '_row_id' - '_row_hash', 'validation',
+                       array_to_string(n._errors, '; '), %s, now() + interval '1 minute'
+                FROM bad n JOIN {staging} s ON s._row_id = n._row_id
+                ORDER BY coalesce(n._staged_source_id, n._row_id::text), n._row_id DESC
+                ON CONFLICT (integration, account_id, entity_name, source_id) WHERE resolved_at IS NULL
+                DO UPDATE SET batch_id = EXCLUDED.batch_id, raw_data = EXCLUDED.raw_data,
+                              normalized_data = EXCLUDED.normalized_data, stage_failed = EXCLUDED.stage_failed,
+                              error_message = EXCLUDED.error_message, updated_at = now()
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM bad), (SELECT count(*) FROM queued)
             """
         ).format(staging=_ident(spec.staging)),
         (batch_id, spec.integration, ctx.account_id, spec.entity, ctx.max_retries),
-    ).rowcount
+    ).fetchone()
+    counts.failed = int(row[0]) if row else 0
     # Staging saw the records' ids (spec.id_field); a mapping that takes source_id from elsewhere could repeat.
     id_mapped_as_staged = any(m.target_field == "source_id" and m.source_field == spec.id_field for m in mappings)
     if staged.repeated_ids or not id_mapped_as_staged:
@@ -381,8 +409,26 @@ def _load_rows(
     _keep_statistics(conn, spec, ctx, inserted)
     counts.inserted, counts.updated = inserted, updated
     counts.unchanged = total - inserted - updated
+    counts.dlq_resolved = _resolve_loaded_failures(conn, spec, ctx, batch_id)
     counts.children_resolved = _release_children(conn, spec, ctx)
     return counts
+
+
+def _resolve_loaded_failures(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID) -> int:
+    """Open DLQ rows of records this batch has just loaded cleanly are resolved by it: whatever was wrong
+    with the copy that failed, the source has since served a good one. (A row failed in this very batch
+    stays open: its good twin in the batch is an older or newer version, not a repair.)"""
+    return conn.execute(
+        """
+        UPDATE bridge.failed_records f
+        SET status = 'resolved', resolved_at = now(), updated_at = now(),
+            resolution = 'loaded cleanly by batch ' || %(batch)s::text
+        WHERE f.resolved_at IS NULL AND f.integration = %(integration)s AND f.account_id = %(account)s
+          AND f.entity_name = %(entity)s AND f.batch_id IS DISTINCT FROM %(batch)s
+          AND f.source_id IN (SELECT v.source_id FROM _valid v)
+        """,
+        {"batch": batch_id, "integration": spec.integration, "account": ctx.account_id, "entity": spec.entity},
+    ).rowcount
 
 
 def _keep_statistics(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, inserted: int) -> None:
@@ -590,6 +636,14 @@ def _release_children(conn: psycopg.Connection, parent: EntitySpec, ctx: LoadCon
     return released
 
 
+@dataclass
+class CompleteReadOutcome:
+    """What closing a complete read of a window did besides soft deletes (see soft_delete_missing)."""
+
+    skipped_reason: str | None = None
+    dlq_resolved: int = 0
+
+
 def soft_delete_missing(
     conn: psycopg.Connection,
     spec: EntitySpec,
@@ -597,9 +651,32 @@ def soft_delete_missing(
     *,
     period_keys: list[str] | None,
     seen_batches: list[uuid.UUID],
+    outcome: CompleteReadOutcome | None = None,
 ) -> int:
     """After a complete read of these periods (None: everything of the account), core rows the source no
-    longer has are soft-deleted."""
+    longer has are soft-deleted.
+
+    Only positive evidence deletes: a live core row is soft-deleted when a read of its whole window from
+    the start, in which every record's id could be read, did not return it. A record sent to the DLQ with a
+    readable id was still seen (it is in staging), so its row stays live. A window in which any record's id
+    could not be read soft-deletes nothing: that record could be any row core holds. Such a clean read also
+    closes the window's DLQ rows that have no id: every record the source has there is now loaded or in the
+    DLQ under its own id.
+    """
+    outcome = outcome if outcome is not None else CompleteReadOutcome()
+    unreadable = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} s WHERE s._batch_id = ANY(%s) AND s.source_id IS NULL").format(
+            _ident(spec.staging)
+        ),
+        (seen_batches,),
+    ).fetchone()
+    if unreadable and unreadable[0]:
+        outcome.skipped_reason = (
+            f"{unreadable[0]} record(s) without a readable {spec.id_field!r}: no soft delete in this window"
+        )
+        log.warning("%s: %s", spec.name, outcome.skipped_reason)
+        return 0
+    outcome.dlq_resolved += _resolve_idless_failures(conn, spec, ctx, period_keys)
     # Right after a bulk load the planner's statistics say these tables are nearly empty and it picks a
     # nested-loop anti-join: O(N^2) at a million rows. Fresh statistics, and no nested loop for this one
     # statement, make it a hash anti-join whatever the volume.
@@ -635,6 +712,25 @@ def soft_delete_missing(
                 "entity": spec.entity,
             },
         ).rowcount
+
+
+def _resolve_idless_failures(
+    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, period_keys: list[str] | None
+) -> int:
+    """DLQ rows without an id, of a window just read completely with every id readable (see
+    soft_delete_missing). Their period is read from the raw record as staging reads it."""
+    return conn.execute(
+        """
+        UPDATE bridge.failed_records f
+        SET status = 'resolved', resolved_at = now(), updated_at = now(),
+            resolution = 'its period was re-read completely with every id readable'
+        WHERE f.resolved_at IS NULL AND f.source_id IS NULL AND f.integration = %(integration)s
+          AND f.account_id = %(account)s AND f.entity_name = %(entity)s
+          AND (%(all_periods)s OR left(f.raw_data ->> %(created)s, 7) = ANY(%(periods)s))
+        """,
+        {"integration": spec.integration, "account": ctx.account_id, "entity": spec.entity,
+         "all_periods": period_keys is None, "periods": period_keys or [], "created": spec.created_field},
+    ).rowcount  # fmt: skip
 
 
 def soft_delete_ids(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, source_ids: list[str]) -> int:

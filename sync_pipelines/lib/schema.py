@@ -271,6 +271,16 @@ failed_records = Table(
         postgresql_where=text("resolved_at IS NULL"),
     ),
     Index("ix_failed_records_scope", "integration", "entity_name", "status"),
+    # One open row per record: a repeat failure refreshes it, a clean load finds it (migration 0006).
+    Index(
+        "ux_failed_records_open_record",
+        "integration",
+        "account_id",
+        "entity_name",
+        "source_id",
+        unique=True,
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
     schema=BRIDGE,
 )
 

@@ -85,6 +85,7 @@ def run_pages(
     prefetch: int = 64,
     on_batch: Callable[[SyncResult], None] | None = None,
     second: psycopg.Connection | None = None,
+    records_before: int = 0,
 ) -> SyncResult:
     """Load every page; commit every `batch_size` records together with the latest safe cursor.
 
@@ -92,6 +93,8 @@ def run_pages(
     normalised and validated while batch k is upserted, and it touches core only once k has committed.
     Each batch stays one transaction and they commit in order, so the cursor never passes a batch that is
     not committed; Postgres works on two cores where the load would otherwise use one.
+    `records_before` is what the cursor already covered (a resumed pass): the cursor's records_synced counts on
+    from there, so it is the whole pass's total, not the last attempt's.
     """
     started = time.monotonic()
     result = SyncResult()
@@ -130,7 +133,7 @@ def run_pages(
             pending,
             cursor=(cursor_key, pending_cursor),
             calls=calls,
-            records_synced=records_submitted + len(pending),
+            records_synced=records_before + records_submitted + len(pending),
             before_apply=after_previous,
         )
         records_submitted += len(pending)

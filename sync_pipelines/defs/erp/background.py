@@ -219,6 +219,14 @@ class Progress:
         }
 
 
+def _percent_short_of_done(done: int, total: int) -> float:
+    """Rounded down to a tenth and never 100 before the pass has completed: 539,144 of 540,000 rows is 99.8%,
+    and 539,990 is 99.9%, not a 100% that says the table is finished when it is not."""
+    if total <= 0:
+        return 0.0
+    return min(99.9, math.floor(1000 * done / total) / 10)
+
+
 def progress_of(row: dict[str, Any], now: datetime) -> Progress:
     total = int(row["total_rows"] or 0)
     done = int(row["rows_done"] or 0)
@@ -248,7 +256,7 @@ def progress_of(row: dict[str, Any], now: datetime) -> Progress:
         total_rows=total,
         rows_per_day=per_day,
         rows_done_today=int(row["rows_done_today"] or 0),
-        percent=100.0 if completed else (100.0 * done / total if total else 0.0),
+        percent=100.0 if completed else _percent_short_of_done(done, total),
         rows_left=left,
         nights_left=nights_left,
         projected_finish_night=finish,

@@ -17,17 +17,24 @@ DELTA_CRON = os.environ.get("SYNC_FUB_DELTA_CRON", "*/5 * * * *")
 @dg.op(tags={"sync_pipelines/integration": INTEGRATION}, pool="fub_api")
 def fub_delta(context: dg.OpExecutionContext, fub: FubResource, warehouse: WarehouseResource) -> None:
     engine = warehouse.engine()
-    failures: dict[str, str] = {}
+    # Accounts are isolated: one account's failure (a revoked key, a 5xx storm that outlasts the retries) is
+    # recorded on its row, shown by `status`, and the run goes on with the rest and fails at the end.
+    failures: dict[str, list[str]] = {}
     for account in accounts.list_accounts(engine, INTEGRATION):
         client_for = lambda a: fub.client_for(engine, a)  # noqa: E731
         for entity in LOAD_ORDER:
             try:
                 report = fub_sync.delta(engine, client_for, account, entity, dagster_run_id=context.run_id)
             except AuthError as exc:
-                failures[account.name] = f"{exc.status}: {exc.message}"
+                failures.setdefault(account.name, []).append(f"{exc.status}: {exc.message}")
                 context.log.error("fub account %s failed (%s); it is marked in error, others go on", account.name,
                                   exc.message)  # fmt: skip
-                break
+                break  # every other entity of the account would be refused alike
+            except Exception as exc:
+                failures.setdefault(account.name, []).append(f"{entity}: {type(exc).__name__}: {exc}")
+                context.log.error("fub %s/%s failed (%s: %s); the other entities and accounts go on", account.name,
+                                  entity, type(exc).__name__, exc)  # fmt: skip
+                continue
             if report.counts.inserted or report.counts.updated or report.counts.failed:
                 context.log_event(
                     dg.AssetObservation(
@@ -36,7 +43,10 @@ def fub_delta(context: dg.OpExecutionContext, fub: FubResource, warehouse: Wareh
                     )
                 )
     if failures:
-        raise dg.Failure(description=f"fub delta: accounts failed (others synced): {failures}")
+        raise dg.Failure(
+            description=f"fub delta: accounts failed (the others synced): {', '.join(sorted(failures))}",
+            metadata={"failed_accounts": str(failures)},
+        )
 
 
 @dg.job(

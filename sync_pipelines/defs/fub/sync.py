@@ -15,8 +15,17 @@ from sync_pipelines.defs.fub.entities import COLLECTIONS, INTEGRATION, REFERENCE
 from sync_pipelines.lib import accounts as account_store
 from sync_pipelines.lib import db, mappings, state
 from sync_pipelines.lib.accounts import Account
-from sync_pipelines.lib.http import AuthError, CallStats
-from sync_pipelines.lib.load import BatchCounts, LoadContext, read_cursor, retry_failed, soft_delete_missing
+from sync_pipelines.lib.http import AuthError, CallLog, CallStats
+from sync_pipelines.lib.load import (
+    BatchCounts,
+    CompleteReadOutcome,
+    LoadContext,
+    read_cursor,
+    read_records_synced,
+    record_sync_error,
+    retry_failed,
+    soft_delete_missing,
+)
 from sync_pipelines.lib.sync import SyncResult, run_pages
 
 log = logging.getLogger(__name__)
@@ -31,6 +40,8 @@ class SyncReport:
     batch_ids: list[str] = field(default_factory=list)
     periods: list[str] = field(default_factory=list)
     soft_deleted: int = 0
+    # Windows read completely in which soft deletes were withheld, and why (see load.soft_delete_missing).
+    soft_delete_skipped: list[str] = field(default_factory=list)
     dlq_resolved: int = 0
     duration_seconds: float = 0.0
 
@@ -44,7 +55,8 @@ class SyncReport:
             **self.counts.as_metadata(),
             **self.stats.as_metadata(),
             "soft_deleted": self.soft_deleted,
-            "dlq_resolved": self.dlq_resolved,
+            "soft_delete_skipped": "; ".join(self.soft_delete_skipped) or "none",
+            "dlq_resolved": self.dlq_resolved + self.counts.dlq_resolved,
             "duration_seconds": round(self.duration_seconds, 2),
             "batch_ids": ", ".join(self.batch_ids[-5:]) + (" …" if len(self.batch_ids) > 5 else ""),
             "batches": len(self.batch_ids),
@@ -93,6 +105,15 @@ def _context(account: Account, sync_type: str, run_id: str | None, period: str |
     return LoadContext(INTEGRATION, account.id, sync_type, run_id, period, SPECS)
 
 
+def _call_log(engine: sa.Engine, account: Account) -> CallLog:
+    return CallLog(engine.url, INTEGRATION, account.id)
+
+
+def refetcher(client: FubClient, entity: str) -> Callable[[list[str]], list[dict]]:
+    """Records of `entity` by id, for `dlq retry --refetch`."""
+    return lambda ids: client.fetch_ids(COLLECTIONS[entity], ids)
+
+
 def backfill(
     engine: sa.Engine,
     client_for: ClientFactory,
@@ -123,6 +144,7 @@ def backfill(
     try:
         # Two connections: one batch is staged while the one before it is upserted (see run_pages).
         with (
+            client.logging_calls(_call_log(engine, account), entity),
             db.raw_connection(engine.url, autocommit=True) as conn,
             db.raw_connection(engine.url, autocommit=True) as second,
         ):
@@ -143,17 +165,23 @@ def backfill(
                     if on_batch is not None:
                         on_batch(partial)
 
+                # A resumed pass counts on from what its cursor already covered.
+                records_before = 0 if fresh else read_records_synced(conn, INTEGRATION, account.id, cursor_key)
                 result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client, on_batch=batch_done,
-                                   second=second)  # fmt: skip
+                                   second=second, records_before=records_before)  # fmt: skip
                 report.absorb(result)
                 if fresh:
+                    closed = CompleteReadOutcome()
                     report.soft_deleted += soft_delete_missing(
                         conn, spec, ctx, period_keys=_months(*window) if window else None,
-                        seen_batches=result.batch_ids,
+                        seen_batches=result.batch_ids, outcome=closed,
                     )  # fmt: skip
+                    report.dlq_resolved += closed.dlq_resolved
+                    if closed.skipped_reason:
+                        report.soft_delete_skipped.append(f"{label}: {closed.skipped_reason}")
                 state.progress(engine, job_id, processed=report.counts.fetched,
                                stored=report.counts.inserted + report.counts.updated)  # fmt: skip
-            report.dlq_resolved = retry_failed(conn, spec, _context(account, "realtime", dagster_run_id, None))[0]
+            report.dlq_resolved += retry_failed(conn, spec, _context(account, "realtime", dagster_run_id, None))[0]
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
         state.finish_job(engine, job_id, error=exc)
@@ -185,21 +213,35 @@ def delta(
     client = client_for(account)
     cursor_key = f"{entity}@delta"
     try:
-        with db.raw_connection(engine.url, autocommit=True) as conn:
+        with (
+            client.logging_calls(_call_log(engine, account), entity),
+            db.raw_connection(engine.url, autocommit=True) as conn,
+        ):
             cursor = read_cursor(conn, INTEGRATION, account.id, cursor_key)
             since = parse_time(cursor) if cursor else _newest_in_core(conn, account, entity)
             pages = client.updated_pages(COLLECTIONS[entity], since, overlap)
+            synced_before = read_records_synced(conn, INTEGRATION, account.id, cursor_key)
             result = run_pages(conn, spec, _context(account, "realtime", dagster_run_id, None), pages,
-                               cursor_key=cursor_key, client=client)  # fmt: skip
+                               cursor_key=cursor_key, client=client, records_before=synced_before)  # fmt: skip
             report.absorb(result)
-            report.dlq_resolved = retry_failed(conn, spec, _context(account, "realtime", dagster_run_id, None))[0]
+            report.dlq_resolved += retry_failed(conn, spec, _context(account, "realtime", dagster_run_id, None))[0]
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
+        _record_error(engine, account, cursor_key, exc)
+        raise
+    except Exception as exc:
+        # Not the account's fault (a 5xx storm, a timeout): it stays active, and `status` shows the reason.
+        _record_error(engine, account, cursor_key, exc)
         raise
     finally:
         report.stats = client.stats
     account_store.mark_account(engine, account.id, error=None)
     return report
+
+
+def _record_error(engine: sa.Engine, account: Account, cursor_key: str, exc: Exception) -> None:
+    with db.raw_connection(engine.url, autocommit=True) as conn:
+        record_sync_error(conn, INTEGRATION, account.id, cursor_key, f"{type(exc).__name__}: {exc}")
 
 
 def _newest_in_core(conn: object, account: Account, entity: str) -> datetime:
@@ -226,11 +268,13 @@ def reconcile(
     """Source total vs warehouse count per period (the seeds' FUB-vs-AD counts)."""
     client = client_for(account)
     rows = []
-    for period in [None] if entity in REFERENCE_ENTITIES or not periods else periods:
-        after, before = month_window(period) if period else (None, None)
-        source = client.total(COLLECTIONS[entity], after, before)
-        warehouse = warehouse_count(engine, account, entity, period)
-        rows.append({"account": account.name, "period": period or "all", "source": source, "warehouse": warehouse})
+    with client.logging_calls(_call_log(engine, account), entity):
+        for period in [None] if entity in REFERENCE_ENTITIES or not periods else periods:
+            after, before = month_window(period) if period else (None, None)
+            source = client.total(COLLECTIONS[entity], after, before)
+            warehouse = warehouse_count(engine, account, entity, period)
+            rows.append({"account": account.name, "period": period or "all", "source": source,
+                         "warehouse": warehouse})  # fmt: skip
     return rows
 
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sync_pipelines.defs.fub.entities import COLLECTIONS, INTEGRATION, LOAD_ORDER, SPECS
 from sync_pipelines.defs.fub.resources import FubResource
 from sync_pipelines.lib import accounts, mappings, webhooks
-from sync_pipelines.lib.http import AuthError
+from sync_pipelines.lib.http import AuthError, CallLog
 from sync_pipelines.lib.ids import new_id
 from sync_pipelines.lib.load import BatchCounts, LoadContext, load_batch, soft_delete_ids
 from sync_pipelines.lib.resources import WarehouseResource
@@ -145,18 +145,20 @@ def fub_apply_webhooks(
                 if account is None or not account.active:
                     raise LookupError(f"fub account {account_id} is gone or inactive")
                 client = fub.client_for(engine, account)
-                for group in (g for g in config.groups if g.account_id == account_id):
-                    spec = SPECS[group.entity]
-                    with engine.begin() as sa_conn:
-                        mappings.seed_defaults(sa_conn, INTEGRATION, group.entity, spec.mappings)
-                    ctx = LoadContext(INTEGRATION, account.id, "realtime", context.run_id, None, SPECS)
-                    records = client.fetch_ids(COLLECTIONS[group.entity], group.ids) if group.ids else []
-                    _, counts = load_batch(conn, spec, ctx, records)
-                    returned = {str(r.get("id")) for r in records}
-                    counts.deleted += soft_delete_ids(
-                        conn, spec, ctx, [i for i in group.deleted_ids if i not in returned]
-                    )
-                    totals[group.entity].add(counts)
+                with client.logging_calls(CallLog(engine.url, INTEGRATION, account.id)):
+                    for group in (g for g in config.groups if g.account_id == account_id):
+                        spec = SPECS[group.entity]
+                        with engine.begin() as sa_conn:
+                            mappings.seed_defaults(sa_conn, INTEGRATION, group.entity, spec.mappings)
+                        ctx = LoadContext(INTEGRATION, account.id, "realtime", context.run_id, None, SPECS)
+                        client.entity = group.entity
+                        records = client.fetch_ids(COLLECTIONS[group.entity], group.ids) if group.ids else []
+                        _, counts = load_batch(conn, spec, ctx, records)
+                        returned = {str(r.get("id")) for r in records}
+                        counts.deleted += soft_delete_ids(
+                            conn, spec, ctx, [i for i in group.deleted_ids if i not in returned]
+                        )
+                        totals[group.entity].add(counts)
                 webhooks.complete(conn, event_ids, config.claim)
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:1000]

@@ -14,7 +14,7 @@ from sync_pipelines.defs.fub.client import FubClient
 from sync_pipelines.defs.fub.entities import COLLECTIONS, LOAD_ORDER
 from sync_pipelines.lib import accounts, db
 from sync_pipelines.lib.accounts import Account
-from sync_pipelines.lib.http import AuthError
+from sync_pipelines.lib.http import AuthError, TransientError
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 
 PERIODS = ["2023-12", "2024-01", "2024-02", "2024-03"]
@@ -347,3 +347,96 @@ def test_update_audit_rows_hold_the_previous_values(
     for source_id, old, new in audited:
         assert old["name"] == before[source_id] and new["name"] == after[source_id]
         assert old["_source_updated_at"] < new["_source_updated_at"]
+
+
+def _dlq(fub: FubWorld, where: str = "true") -> list[sa.Row]:
+    with fub.engine.connect() as conn:
+        return conn.execute(
+            sa.text(f"SELECT source_id, status, resolution FROM bridge.failed_records WHERE {where}")
+        ).all()
+
+
+def test_a_window_with_records_whose_id_cannot_be_read_soft_deletes_no_live_record(fub: FubWorld) -> None:
+    fub.backfill(fub.acme, periods=None)
+    fub.sandbox["fub"].faults.update({"malformed_rate": 0.1})
+    # The history is read again from its start: a complete read, which on its own soft-deletes what it missed.
+    report = fub.backfill(fub.acme, periods=None)
+    without_id = _dlq(fub, "source_id IS NULL")
+    assert without_id, "the sandbox served no record without an id: the test proves nothing"
+    assert report.soft_deleted == 0
+    assert report.soft_delete_skipped and "without a readable 'id'" in report.soft_delete_skipped[0]
+    assert fub.scalar("SELECT count(*) FROM core.fub_people WHERE deleted_at IS NOT NULL") == 0
+    assert fub.scalar("SELECT count(*) FROM bridge.audit_log WHERE action = 'DELETE'") == 0
+    assert len(fub.core_ids(fub.acme)) == fub.sandbox["fub"].counts("acme")["people"]
+
+
+def test_a_record_sent_to_the_dlq_with_a_readable_id_keeps_its_live_row_while_proven_deletes_happen(
+    fub: FubWorld,
+) -> None:
+    fub.backfill(fub.acme, "stages", periods=None)
+    deleted = fub.sandbox["fub"].mutate("acme", "stages", deletes=1)["deleted"]
+    # At this rate the sandbox serves stage 5 with a bad `updated` (its id readable) and no other stage broken.
+    fub.sandbox["fub"].faults.update({"malformed_rate": 0.1})
+    report = fub.backfill(fub.acme, "stages", periods=None)
+    assert [(r.source_id, r.status) for r in _dlq(fub)] == [("5", "pending")] and 5 not in deleted
+    assert "5" in fub.core_ids(fub.acme, "stages")
+    assert report.soft_deleted == len(deleted) == 1 and not report.soft_delete_skipped
+    assert not {str(i) for i in deleted} & set(fub.core_ids(fub.acme, "stages"))
+
+
+def test_dlq_rows_are_resolved_by_the_run_that_later_loads_their_record_cleanly(fub: FubWorld) -> None:
+    fub.sandbox["fub"].faults.update({"malformed_rate": 0.1})
+    first = fub.backfill(fub.acme, periods=None)
+    assert first.counts.failed > 0 and _dlq(fub, "source_id IS NULL") and _dlq(fub, "source_id IS NOT NULL")
+    fub.sandbox["fub"].faults.reset()  # the source fixed its data
+    again = fub.backfill(fub.acme, periods=None)
+    assert _dlq(fub, "resolved_at IS NULL") == []
+    resolutions = {r.resolution.split(" by batch")[0] for r in _dlq(fub)}
+    assert resolutions == {"loaded cleanly", "its period was re-read completely with every id readable"}
+    assert again.metadata()["dlq_resolved"] == first.counts.failed
+    assert len(fub.core_ids(fub.acme)) == fub.sandbox["fub"].counts("acme")["people"]
+
+
+def test_a_record_that_fails_again_refreshes_its_one_open_dlq_row(fub: FubWorld) -> None:
+    fub.sandbox["fub"].faults.update({"malformed_rate": 0.1})
+    fub.backfill(fub.acme, periods=None)
+    with_id = len(_dlq(fub, "source_id IS NOT NULL"))
+    assert with_id > 0
+    fub.backfill(fub.acme, periods=None)
+    assert fub.scalar("SELECT count(*) FROM bridge.failed_records WHERE source_id IS NOT NULL") == with_id
+
+
+def test_every_call_is_one_sync_logs_row_stamped_with_its_own_request_time(fub: FubWorld) -> None:
+    fub.sandbox["fub"].faults.update({"rate_limit_storm": 3, "retry_after_seconds": 1, "server_errors": 4})
+    report = fub.backfill(fub.acme, periods=None)
+    with fub.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT created_at, status_code, url, entity_type, request_payload, response_payload "
+                "FROM bridge.sync_logs ORDER BY created_at"
+            )
+        ).all()
+        first_commit = conn.execute(sa.text("SELECT min(completed_at) FROM bridge.sync_batches")).scalar_one()
+    assert len(rows) == report.stats.api_calls
+    assert sum(1 for r in rows if r.status_code == 429) == report.stats.rate_limited == 3
+    assert sum(1 for r in rows if r.status_code and r.status_code >= 500) == 4
+    # Each row has the time its request was sent: distinct, and the storm's before the first batch committed.
+    assert len({r.created_at for r in rows}) == len(rows)
+    assert all(r.created_at < first_commit for r in rows if r.status_code != 200)
+    assert {r.entity_type for r in rows} == {"people"}
+    assert all(r.response_payload and "bytes" in r.response_payload for r in rows if r.status_code == 200)
+    assert "fub_sandbox_key" not in str(rows)
+
+
+def test_the_calls_of_a_sync_that_fails_are_logged_too(fub: FubWorld) -> None:
+    fub.sandbox["fub"].faults.update({"server_errors": 20})
+    with pytest.raises(TransientError):
+        fub.delta(fub.acme)
+    # The client makes 8 attempts (FubWorld.client_for): each one is on record, though no batch ever committed.
+    assert fub.scalar("SELECT count(*) FROM bridge.sync_logs WHERE status_code >= 500") == 8
+    assert fub.scalar("SELECT count(*) FROM bridge.sync_batches") == 0
+    with fub.engine.connect() as conn:
+        state = conn.execute(
+            sa.text("SELECT status, error_message FROM bridge.sync_state WHERE entity_type = 'people@delta'")
+        ).one()
+    assert state.status == "error" and "HTTP 50" in state.error_message
