@@ -142,6 +142,8 @@ def test_sigkill_halfway_then_rerun_leaves_exact_counts_and_no_duplicates(databa
 
     done = _state(engine, acme.id)
     assert [c[:2] for c in done["cursors"]] == [("people@backfill:all", DONE)], done
+    # records_synced is the whole pass's total, not just what the resumed attempt moved.
+    assert done["cursors"][0][2] == total, done
     assert done["other_batches"] == {}, done
     # The killed attempt is closed as interrupted; the rerun that resumed it counts as attempt 2.
     assert done["jobs"] == {"ERROR": 1, "COMPLETED": 1}, done

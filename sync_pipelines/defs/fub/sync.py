@@ -105,7 +105,7 @@ def _context(account: Account, sync_type: str, run_id: str | None, period: str |
     return LoadContext(INTEGRATION, account.id, sync_type, run_id, period, SPECS)
 
 
-def _call_log(engine: sa.Engine, account: Account) -> CallLog:
+def call_log_for(engine: sa.Engine, account: Account) -> CallLog:
     return CallLog(engine.url, INTEGRATION, account.id)
 
 
@@ -144,7 +144,7 @@ def backfill(
     try:
         # Two connections: one batch is staged while the one before it is upserted (see run_pages).
         with (
-            client.logging_calls(_call_log(engine, account), entity),
+            client.logging_calls(call_log_for(engine, account), entity),
             db.raw_connection(engine.url, autocommit=True) as conn,
             db.raw_connection(engine.url, autocommit=True) as second,
         ):
@@ -214,7 +214,7 @@ def delta(
     cursor_key = f"{entity}@delta"
     try:
         with (
-            client.logging_calls(_call_log(engine, account), entity),
+            client.logging_calls(call_log_for(engine, account), entity),
             db.raw_connection(engine.url, autocommit=True) as conn,
         ):
             cursor = read_cursor(conn, INTEGRATION, account.id, cursor_key)
@@ -268,7 +268,7 @@ def reconcile(
     """Source total vs warehouse count per period (the seeds' FUB-vs-AD counts)."""
     client = client_for(account)
     rows = []
-    with client.logging_calls(_call_log(engine, account), entity):
+    with client.logging_calls(call_log_for(engine, account), entity):
         for period in [None] if entity in REFERENCE_ENTITIES or not periods else periods:
             after, before = month_window(period) if period else (None, None)
             source = client.total(COLLECTIONS[entity], after, before)

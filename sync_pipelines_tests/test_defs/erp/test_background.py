@@ -58,6 +58,22 @@ def test_window_arithmetic_follows_the_time_zone_and_runs_past_midnight() -> Non
         background.parse_window("7pm")
 
 
+@pytest.mark.parametrize(("done", "shown"), [(539_144, "99.8%"), (539_990, "99.9%"), (540_000, "99.9%")])
+def test_progress_never_shows_100_percent_before_the_pass_has_completed(done: int, shown: str) -> None:
+    row = {
+        "entity_name": "customer_order", "status": "active", "total_rows": 540_000, "rows_done": done,
+        "rows_per_day": 100_000, "rows_done_today": 0, "completed_at": None, "sync_window_start": time(19),
+        "sync_window_end": time(7), "timezone": "UTC", "night_started_on": None, "next_run_at": None,
+        "last_run_at": None, "error_message": None, "current_offset": None,
+    }  # fmt: skip
+    progress = background.progress_of(row, datetime(2026, 11, 23, 12, tzinfo=UTC))
+    assert f"{progress.percent:.1f}%" == shown
+    assert progress.metadata()["percent"] < 100
+    completed = background.progress_of({**row, "status": "completed", "completed_at": datetime.now(UTC)},
+                                       datetime(2026, 11, 23, 12, tzinfo=UTC))  # fmt: skip
+    assert completed.percent == 100.0
+
+
 def test_seven_night_pass_ends_with_core_equal_to_source(database_url: URL, erp_url: URL) -> None:
     erp.generate(erp_url, seed=SEED, scale=3000)
     engine = db.get_engine(database_url)
