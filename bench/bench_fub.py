@@ -20,7 +20,8 @@ CPU of every Postgres process meanwhile, and counts the records that landed.
 
 Knobs (environment):
 - BENCH_FUB_SIZES="100000,1000000"; BENCH_FUB_REPEAT=1 (median of n; the contestants take turns);
-- BENCH_FUB_ONLY="ours,ceiling,dlt" (add ours+analyze for the what-if);
+- BENCH_FUB_ONLY="ours,ceiling,dlt" (add ours+analyze for the what-if, ours-nolog for the cost of the call log:
+  ours with no bridge.sync_logs rows written);
 - BENCH_FUB_DLT_MAX_SECONDS=1200: beyond it dlt is measured at 100k and 300k only;
 - BENCH_FUB_OURS_MAX_SECONDS=1800: limit for stock ours (1.5x the time of ours+analyze + 10 min when measured);
 - BENCH_FUB_PROFILE=auto|1|0: stage breakdown of ours at BENCH_FUB_PROFILE_SIZE (default: the smallest size);
@@ -248,6 +249,8 @@ def _prepare_ours(base_url: str, db_url: str, options: dict[str, Any]) -> Callab
             timings["soft_delete_s"] = time.perf_counter() - started
 
     fub_sync.soft_delete_missing = soft_delete_missing  # a timer (and, for ours+analyze, the ANALYZE)
+    if options.get("nolog"):
+        fub_sync.call_log_for = lambda engine, account: None  # the what-if: no bridge.sync_logs rows at all
 
     def run() -> tuple[int, dict]:
         with profiler.installed() if profiler else contextlib.nullcontext():
@@ -343,6 +346,7 @@ def _prepare_dlt(base_url: str, db_url: str, options: dict[str, Any]) -> Callabl
 PREPARE: dict[str, Callable[[str, str, dict[str, Any]], Callable[[], tuple[int, dict]]]] = {
     "ours": _prepare_ours,
     "ours+analyze": lambda base_url, db_url, options: _prepare_ours(base_url, db_url, {**options, "analyze": True}),
+    "ours-nolog": lambda base_url, db_url, options: _prepare_ours(base_url, db_url, {**options, "nolog": True}),
     "ceiling": _prepare_ceiling,
     "dlt": _prepare_dlt,
 }
@@ -586,6 +590,8 @@ def _landed(kind: str, name: str) -> int:
         f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL",
         "ours": "SELECT count(*) FROM core.fub_people p JOIN bridge.accounts a ON a.id = p.account_id "
         f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL",
+        "ours-nolog": "SELECT count(*) FROM core.fub_people p JOIN bridge.accounts a ON a.id = p.account_id "
+        f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL",
         "ceiling": "SELECT count(*) FROM bench_raw",
         "dlt": "SELECT count(*) FROM fub.people",
     }[kind]
@@ -791,8 +797,8 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-KINDS = ("ours", "ours+analyze", "ceiling", "dlt")
-OURS_KINDS = ("ours", "ours+analyze")
+KINDS = ("ours", "ours+analyze", "ours-nolog", "ceiling", "dlt")
+OURS_KINDS = ("ours", "ours+analyze", "ours-nolog")
 
 
 def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> None:
@@ -857,6 +863,11 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
                 f"(x{growth:.2f}): {_verdict(growth <= RSS_GROWTH_TOLERANCE)} "
                 f"(target: about the same, <= x{RSS_GROWTH_TOLERANCE})"
             )
+    for size in sizes:
+        ours, nolog = results.get(("ours", size)), results.get(("ours-nolog", size))
+        if ours and nolog and ours.landed and nolog.landed:
+            print(f"\ncost of the call log (bridge.sync_logs) at {size:,}: ours {ours.rate:,.0f} records/s with it, "
+                  f"{nolog.rate:,.0f} without: x{ours.rate / nolog.rate:.3f}")  # fmt: skip
     for note in notes:
         print(f"note: {note}")
 
@@ -935,7 +946,7 @@ def main() -> None:
         # the machine's speed during the run weighs on each of them alike; each reports its median run.
         for size, turn in ((size, turn) for size in sorted(SIZES) for turn in range(REPEAT)):
             sandbox = sandbox_for(size)
-            for kind in ("ours+analyze", "ours", "ceiling"):
+            for kind in ("ours+analyze", "ours", "ours-nolog", "ceiling"):
                 if kind in ONLY:
                     limit = 7200.0
                     if kind == "ours":

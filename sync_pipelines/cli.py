@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from sync_pipelines.lib import db
+from sync_pipelines.lib import db, interrupts
 
 
 def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -225,6 +225,7 @@ def accounts_list() -> None:
 @click.option("--all", "all_periods", is_flag=True, help="Every month (the default when --period is absent).")
 @click.option("--delta", is_flag=True, help="Run the delta sync (updated since the cursor) instead.")
 @_fail_cleanly
+@interrupts.exit_on_interrupt(interrupts.STOPPED_AT_LAST_COMMIT)
 def sync_command(
     integration: str, account_names: tuple[str, ...], entities: tuple[str, ...], period: str | None,
     all_periods: bool, delta: bool,
@@ -237,14 +238,19 @@ def sync_command(
     unknown = set(entities) - set(operations.ASSETS_BY_ENTITY)
     if unknown:
         raise click.BadParameter(f"unknown entity {sorted(unknown)}; known: {', '.join(operations.ASSETS_BY_ENTITY)}")
+
+    def reaped(run: Any) -> None:
+        click.echo(run.describe(), err=True)
+
     with _instance() as instance:
         if delta:
-            ok = operations.run_fub_delta(instance)
+            ok = operations.run_fub_delta(instance, on_reaped=reaped)
             click.echo("delta sync " + ("succeeded" if ok else "failed: see `sync-pipelines status`"))
             sys.exit(0 if ok else 1)
         outcomes = operations.sync_fub(
-            instance, account_names=list(account_names) or None, entities=list(entities) or None, period=period
-        )
+            instance, account_names=list(account_names) or None, entities=list(entities) or None, period=period,
+            on_reaped=reaped,
+        )  # fmt: skip
     failed = 0
     for o in outcomes:
         failed += not o.success
@@ -273,7 +279,8 @@ def status_command() -> None:
         click.echo(
             f"{r['integration'] + '/' + str(r['account']):<16}{r['status']!s:<8}{r['entity']!s:<15}{r['rows']:>9}"
             f"{r['dlq_open']:>6}  {r['delta_cursor'] or '-'} / {r['last_sync_at'] or '-'}"
-            + (f"  error: {r['error']}" if r["error"] and r["entity"] == "users" else "")
+            + (f"  account error: {r['error']}" if r["error"] and r["entity"] == "users" else "")
+            + (f"  error: {r['entity_error']}" if r["entity_error"] else "")
         )
 
 
@@ -310,25 +317,90 @@ def dlq_list(show_all: bool, limit: int) -> None:
 @dlq_group.command("retry")
 @click.argument("ids", nargs=-1)
 @click.option("--due", is_flag=True, help="Only records whose next retry time has come (default: all open).")
+@click.option(
+    "--refetch/--no-refetch",
+    default=True,
+    show_default=True,
+    help="Fetch each record anew from its source by id (what the source served is what failed); "
+    "--no-refetch runs the stored payload again, e.g. after a field-mapping fix.",
+)
 @_fail_cleanly
-def dlq_retry(ids: tuple[str, ...], due: bool) -> None:
-    """Run open DLQ records through the load path again (e.g. after fixing a field mapping)."""
+def dlq_retry(ids: tuple[str, ...], due: bool, refetch: bool) -> None:
+    """Retry open DLQ records: refetched from the source, or their stored payload reprocessed."""
     import uuid
 
-    from sync_pipelines.defs.fub.entities import SPECS
-    from sync_pipelines.lib import accounts
-    from sync_pipelines.lib.load import LoadContext, retry_failed
+    import sqlalchemy as sa
 
+    from sync_pipelines.defs.erp.entities import SPECS as ERP_SPECS
+    from sync_pipelines.defs.fub import sync as fub_sync
+    from sync_pipelines.defs.fub.entities import SPECS as FUB_SPECS
+    from sync_pipelines.defs.fub.resources import fub_resource_from_env
+    from sync_pipelines.lib import accounts, dlq, schema
+    from sync_pipelines.lib.http import ApiError, TransientError
+    from sync_pipelines.lib.load import LoadContext
+
+    try:
+        wanted = [uuid.UUID(i) for i in ids]
+    except ValueError:
+        bad = next(i for i in ids if not _is_uuid(i))
+        raise click.ClickException(f"{bad!r} is not a DLQ record id (a UUID, as `dlq list` prints)") from None
+    specs_by_integration = {"fub": FUB_SPECS, "erp": ERP_SPECS}
     prepare()
     engine = db.get_engine()
-    resolved = failed = 0
+    t = schema.failed_records
+    scope = sa.select(t.c.integration, t.c.account_id, t.c.entity_name).where(t.c.resolved_at.is_(None)).distinct()
+    if wanted:
+        scope = scope.where(t.c.id.in_(wanted))
+    with engine.connect() as conn:
+        scopes = conn.execute(scope).all()
+        if wanted:
+            found = set(conn.execute(sa.select(t.c.id).where(t.c.id.in_(wanted), t.c.resolved_at.is_(None))).scalars())
+            missing = [str(i) for i in wanted if i not in found]
+            if missing:
+                raise click.ClickException(f"no open DLQ record {', '.join(missing)} (see `sync-pipelines dlq list`)")
+    known = {a.id: a for a in accounts.list_accounts(engine, active_only=False)}
+    total = dlq.RetryOutcome()
+    unreachable: list[str] = []
     with db.raw_connection(engine.url, autocommit=True) as conn:
-        for account in accounts.list_accounts(engine, "fub"):
-            for spec in SPECS.values():
-                ctx = LoadContext("fub", account.id, registry=SPECS)
-                r, f = retry_failed(conn, spec, ctx, only_due=due, ids=[uuid.UUID(i) for i in ids] or None)
-                resolved, failed = resolved + r, failed + f
-    click.echo(f"resolved {resolved}, still failing {failed}")
+        for integration, account_id, entity in scopes:
+            spec = specs_by_integration.get(integration, {}).get(entity)
+            account = known.get(account_id)
+            if spec is None or account is None:
+                continue
+            ctx = LoadContext(integration, account.id, registry=specs_by_integration[integration])
+            fetch = None
+            client = None
+            if refetch and integration == "fub":
+                client = fub_resource_from_env().client_for(engine, account)
+                fetch = fub_sync.refetcher(client, entity)
+            calls_logged: Any = contextlib.nullcontext()
+            if client is not None:
+                calls_logged = client.logging_calls(fub_sync.call_log_for(engine, account), entity)
+            try:
+                with calls_logged:
+                    outcome = dlq.retry(conn, spec, ctx, fetch=fetch, only_due=due, ids=wanted or None)
+            except (ApiError, TransientError) as exc:
+                unreachable.append(f"{integration}/{account.name}/{entity}: {exc}")
+                continue
+            total.add(outcome)
+    click.echo(
+        f"resolved {total.resolved}, gone at the source {total.gone}, still failing {total.still_failing}"
+        + (f" ({total.without_id} without an id: a full re-read of their period resolves them)"
+           if total.without_id else "")
+    )  # fmt: skip
+    for line in unreachable:
+        click.echo(f"error: could not refetch {line}", err=True)
+    sys.exit(1 if unreachable else 0)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @dlq_group.command("resolve")

@@ -11,7 +11,10 @@ from typing import Any
 
 import click
 
-from sync_pipelines.lib import db
+from sync_pipelines.lib import db, interrupts
+
+# Each chunk commits with its checkpoint; an interrupted chunk rolls back.
+STOPPED = "stopped at the last committed chunk; the next tick resumes from there"
 
 
 def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -137,12 +140,16 @@ def background_resume(entities: tuple[str, ...]) -> None:
 @_ENTITIES
 @_NOW
 @_fail_cleanly
+@interrupts.exit_on_interrupt(STOPPED)
 def background_tick(entities: tuple[str, ...], now: str | None) -> None:
     """Run one tick now, as the schedule would: move what the window and tonight's quota allow."""
     from sync_pipelines.defs.erp import background
     from sync_pipelines.sandbox import erp
 
-    results = background.tick(_engine(), erp.erp_url(), entities or None, clock=_clock(now))
+    # A checkpoint after each committed chunk: an interrupt that surfaced as a table's error stops the tick too.
+    results = background.tick(
+        _engine(), erp.erp_url(), entities or None, clock=_clock(now), on_chunk=lambda _e, _n: interrupts.check(STOPPED)
+    )
     failed = False
     for r in results:
         failed |= r.outcome == "error"
@@ -154,6 +161,7 @@ def _night_report(engine: Any, clock: Any, entities: tuple[str, ...], echo: Call
     from sync_pipelines.defs.erp import background
 
     def report(night: int, results: list[Any]) -> None:
+        interrupts.check(STOPPED)  # the next night must not start after an interrupt a table's error absorbed
         moved = sum(r.rows_moved + r.delta_rows for r in results)
         echo(f"night {night} ({clock.now():%Y-%m-%d %H:%M} UTC): moved {moved} rows")
         for p in background.status(engine, entities or None, clock=clock):
@@ -173,6 +181,7 @@ def _night_report(engine: Any, clock: Any, entities: tuple[str, ...], echo: Call
 @click.option("--nights", default=3, show_default=True, help="Nights to run in simulated time.")
 @click.option("--now", "start", required=True, help="Simulated start, ISO 8601 with a zone; nights follow it.")
 @_fail_cleanly
+@interrupts.exit_on_interrupt(STOPPED)
 def background_simulate(entities: tuple[str, ...], nights: int, start: str) -> None:
     """Run NIGHTS nights of the schedule in simulated time (seconds, not days) and print progress each night."""
     from sync_pipelines.defs.erp import background

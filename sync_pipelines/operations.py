@@ -3,6 +3,7 @@ from the UI, in-process, on the project's Dagster instance."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
@@ -14,12 +15,13 @@ from sync_pipelines.defs.fub.entities import LOAD_ORDER, REFERENCE_ENTITIES, SPE
 from sync_pipelines.defs.fub.partitions import fub_accounts, periods
 from sync_pipelines.defs.fub.resources import FubResource, fub_resource_from_env
 from sync_pipelines.defs.fub.schedules import fub_delta_job
-from sync_pipelines.lib import accounts, db, schema
+from sync_pipelines.lib import accounts, db, interrupts, runs, schema
 from sync_pipelines.lib.resources import WarehouseResource
 
 # In-process runs print every Dagster event at DEBUG; the event log keeps them, the terminal needs warnings.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 ASSETS_BY_ENTITY = {a.op.name.removeprefix("fub_"): a for a in FUB_ASSETS}
+STOPPED_AT_LAST_COMMIT = interrupts.STOPPED_AT_LAST_COMMIT
 
 
 def pooled(instance: dg.DagsterInstance) -> dg.DagsterInstance:
@@ -64,42 +66,54 @@ def sync_fub(
     period: str | None = None,
     fub: FubResource | None = None,
     raise_on_error: bool = False,
+    on_reaped: Callable[[runs.Reaped], None] | None = None,
 ) -> list[RunOutcome]:
     """Materialize FUB assets through Dagster: one run per entity and account, a whole-history range
-    (BackfillPolicy.single_run) unless `period` names one month."""
+    (BackfillPolicy.single_run) unless `period` names one month.
+
+    Before each run (and every few seconds while one waits for a pool slot), runs of this host whose process
+    died are marked failed and their slots freed (`on_reaped` hears of each). A SIGINT/SIGTERM stops after
+    the run it interrupted: `interrupts.Interrupted` is raised, the cursor stays at the last committed batch."""
     engine = db.get_engine()
     pooled(instance)
+    notify = on_reaped or (lambda _reaped: None)
     selected = [a for a in accounts.list_accounts(engine, FUB) if not account_names or a.name in account_names]
     ensure_account_partitions(instance, [a.name for a in selected])
     resources = {"fub": fub or fub_resource_from_env(), "warehouse": WarehouseResource()}
     last_period = periods.get_last_partition_key()
     first_period = periods.get_first_partition_key()
     outcomes = []
-    for entity in entities or LOAD_ORDER:
-        asset = ASSETS_BY_ENTITY[entity]
-        for account in selected:
-            tags: dict[str, str] = {"sync_pipelines/integration": FUB}
-            partition_key: str | None = None
-            if entity in REFERENCE_ENTITIES:
-                partition_key = account.name
-                label = account.name
-            elif period:
-                partition_key = f"{account.name}|{period}"
-                label = partition_key
-            else:
-                tags["dagster/asset_partition_range_start"] = f"{account.name}|{first_period}"
-                tags["dagster/asset_partition_range_end"] = f"{account.name}|{last_period}"
-                label = f"{account.name}|{first_period}..{last_period}"
-            result = dg.materialize(
-                [asset], instance=instance, resources=resources, partition_key=partition_key, tags=tags,
-                raise_on_error=raise_on_error, run_config=QUIET,
-            )  # fmt: skip
-            metadata: dict[str, object] = {}
-            for event in result.get_asset_materialization_events():
-                if event.asset_key == dg.AssetKey([FUB, "core", entity]):
-                    materialization = event.step_materialization_data.materialization
-                    metadata = {k: v.value for k, v in materialization.metadata.items()}
-            outcomes.append(RunOutcome(entity, account.name, label, result.success, result.run_id, metadata))
+    with runs.reaping(instance, notify):
+        for entity in entities or LOAD_ORDER:
+            asset = ASSETS_BY_ENTITY[entity]
+            for account in selected:
+                # The run records this process, so that a later command can tell that it died (lib/runs.py).
+                tags: dict[str, str] = {**runs.process_tags(), "sync_pipelines/integration": FUB}
+                partition_key: str | None = None
+                if entity in REFERENCE_ENTITIES:
+                    partition_key = account.name
+                    label = account.name
+                elif period:
+                    partition_key = f"{account.name}|{period}"
+                    label = partition_key
+                else:
+                    tags["dagster/asset_partition_range_start"] = f"{account.name}|{first_period}"
+                    tags["dagster/asset_partition_range_end"] = f"{account.name}|{last_period}"
+                    label = f"{account.name}|{first_period}..{last_period}"
+                for reaped in runs.reap_dead_runs(instance):
+                    notify(reaped)
+                result = dg.materialize(
+                    [asset], instance=instance, resources=resources, partition_key=partition_key, tags=tags,
+                    raise_on_error=raise_on_error, run_config=QUIET,
+                )  # fmt: skip
+                metadata: dict[str, object] = {}
+                for event in result.get_asset_materialization_events():
+                    if event.asset_key == dg.AssetKey([FUB, "core", entity]):
+                        materialization = event.step_materialization_data.materialization
+                        metadata = {k: v.value for k, v in materialization.metadata.items()}
+                outcomes.append(RunOutcome(entity, account.name, label, result.success, result.run_id, metadata))
+                # Dagster turns a signal during the run into a failed run and forgets it: stop here.
+                interrupts.check(STOPPED_AT_LAST_COMMIT)
     return outcomes
 
 
@@ -113,13 +127,22 @@ def rebuild_unified(instance: dg.DagsterInstance) -> bool:
     return result.success
 
 
-def run_fub_delta(instance: dg.DagsterInstance, fub: FubResource | None = None) -> bool:
-    result = fub_delta_job.execute_in_process(
-        instance=instance,
-        resources={"fub": fub or fub_resource_from_env(), "warehouse": WarehouseResource()},
-        raise_on_error=False,
-        run_config=QUIET,
-    )
+def run_fub_delta(
+    instance: dg.DagsterInstance, fub: FubResource | None = None, on_reaped: Callable[[runs.Reaped], None] | None = None
+) -> bool:
+    """The delta job, in-process; dead runs are reaped first and a signal stops it as in `sync_fub`."""
+    notify = on_reaped or (lambda _reaped: None)
+    for reaped in runs.reap_dead_runs(instance):
+        notify(reaped)
+    with runs.reaping(instance, notify):
+        result = fub_delta_job.execute_in_process(
+            instance=instance,
+            resources={"fub": fub or fub_resource_from_env(), "warehouse": WarehouseResource()},
+            raise_on_error=False,
+            run_config=QUIET,
+            tags=runs.process_tags(),
+        )
+    interrupts.check(STOPPED_AT_LAST_COMMIT)
     return result.success
 
 
@@ -139,7 +162,9 @@ def status_rows(engine: sa.Engine) -> list[dict[str, object]]:
                     sa.select(sa.func.count()).where(core.c.account_id == account.id, core.c.deleted_at.is_(None))
                 ).scalar_one()
                 state = conn.execute(
-                    sa.select(schema.sync_state.c.cursor, schema.sync_state.c.last_sync_at).where(
+                    sa.select(
+                        schema.sync_state.c.cursor, schema.sync_state.c.last_sync_at, schema.sync_state.c.error_message
+                    ).where(
                         schema.sync_state.c.account_id == account.id,
                         schema.sync_state.c.entity_type == f"{entity}@delta",
                     )
@@ -154,6 +179,7 @@ def status_rows(engine: sa.Engine) -> list[dict[str, object]]:
                 rows.append({
                     "integration": account.integration, "account": account.name, "status": account.status,
                     "error": error, "entity": entity, "rows": count, "dlq_open": dlq,
+                    "entity_error": state[2] if state else None,
                     "delta_cursor": state[0] if state else None,
                     "last_sync_at": state[1].isoformat(timespec="seconds") if state and state[1] else None,
                 })  # fmt: skip

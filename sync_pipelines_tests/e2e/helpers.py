@@ -173,3 +173,53 @@ def backfill_child(base_url: str, account_name: str, entity: str, log_dir: Path)
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return ChildProcess("backfill", [sys.executable, "-c", code, base_url, account_name, entity], env, log_dir)
+
+
+def cli_child(name: str, args: list[str], log_dir: Path, env: Mapping[str, str] | None = None) -> ChildProcess:
+    """`sync-pipelines ARGS` as an operator's process we can signal: the CLI's own Dagster instance (its
+    dagster.yaml in SYNC_HOME, storage in SYNC_DAGSTER_DATABASE), never a test instance's DAGSTER_HOME."""
+    child_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    child_env.pop("DAGSTER_HOME", None)
+    child_env.update(env or {})
+    return ChildProcess(name, [sys.executable, "-m", "sync_pipelines.cli", *args], child_env, log_dir)
+
+
+def committed_batches(engine: Any, account_id: object, entity: str = "people") -> int:
+    """Batches of `entity` the warehouse has committed for the account (each commits with its cursor)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM bridge.sync_batches "
+                    "WHERE account_id = :a AND entity_name = :e AND status = 'completed'"
+                ),
+                {"a": account_id, "e": entity},
+            ).scalar_one()
+        )
+
+
+def assert_people_exact(engine: Any, sandbox: Any, account_name: str, account_id: object) -> None:
+    """Core holds exactly the sandbox's people of the account, live, each once."""
+    import sqlalchemy as sa
+
+    from sync_pipelines.sandbox.store import Window
+
+    view = sandbox["fub"].accounts[account_name].tables["people"].query(Window())
+    expected = sorted(str(r["id"]) for r in view.page(0, len(view)))
+    with engine.connect() as conn:
+        ids = sorted(
+            conn.execute(
+                sa.text("SELECT source_id FROM core.fub_people WHERE account_id = :a AND deleted_at IS NULL"),
+                {"a": account_id},
+            ).scalars()
+        )
+        duplicates = conn.execute(
+            sa.text(
+                "SELECT account_id, source_id, count(*) FROM core.fub_people "
+                "GROUP BY account_id, source_id HAVING count(*) > 1 LIMIT 10"
+            )
+        ).all()
+    assert duplicates == []
+    assert len(ids) == len(expected) and ids == expected

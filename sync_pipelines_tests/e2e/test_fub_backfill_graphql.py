@@ -163,6 +163,9 @@ def test_partition_backfill_through_graphql_lands_exact_counts(
         for run in runs:
             stored = dagster_instance.get_run_by_id(run["runId"])
             assert stored is not None and stored.is_success, stored
+            # The run recorded its own run worker, the process run monitoring checks (lib/runs.py).
+            assert stored.tags.get("sync_pipelines/process_run") == stored.run_id, stored.tags
+            assert int(stored.tags["sync_pipelines/pid"]) not in {webserver.pid, daemon.pid}, stored.tags
 
         expected = {p: sandbox["fub"].counts("acme", p)["people"] for p in PERIODS}
         assert all(expected.values()), expected

@@ -75,27 +75,36 @@ def build_entity_asset(entity: str) -> dg.AssetsDefinition:
         failures: dict[str, str] = {}
         mismatches: list[dict[str, object]] = []
         checked = 0
-        for account_name, periods in plan.items():
-            account = accounts.get_account(engine, INTEGRATION, account_name)
-            client_for = lambda a: fub.client_for(engine, a)  # noqa: E731
-            try:
-                report = fub_sync.backfill(
-                    engine, client_for, account, entity, periods or None, dagster_run_id=context.run_id
-                )
-                reconciliation = fub_sync.reconcile(engine, client_for, account, entity, periods or None)
-            except AuthError as exc:
-                failures[account_name] = f"{exc.status}: {exc.message}"
-                context.log.error("fub account %s: %s; the account is marked in error", account_name, exc.message)
-                continue
-            totals.counts.add(report.counts)
-            totals.batch_ids.extend(report.batch_ids)
-            totals.soft_deleted += report.soft_deleted
-            totals.duration_seconds += report.duration_seconds
-            for name, value in vars(report.stats).items():
-                setattr(totals.stats, name, getattr(totals.stats, name) + value)
-            checked += len(reconciliation)
-            mismatches += [r for r in reconciliation if r["source"] != r["warehouse"]]
-            context.log.info("fub %s %s: %s", entity, account_name, report.counts)
+        try:
+            for account_name, periods in plan.items():
+                account = accounts.get_account(engine, INTEGRATION, account_name)
+                client_for = lambda a: fub.client_for(engine, a)  # noqa: E731
+                try:
+                    report = fub_sync.backfill(
+                        engine, client_for, account, entity, periods or None, dagster_run_id=context.run_id
+                    )
+                    reconciliation = fub_sync.reconcile(engine, client_for, account, entity, periods or None)
+                except AuthError as exc:
+                    failures[account_name] = f"{exc.status}: {exc.message}"
+                    context.log.error("fub account %s: %s; the account is marked in error", account_name, exc.message)
+                    continue
+                totals.counts.add(report.counts)
+                totals.batch_ids.extend(report.batch_ids)
+                totals.soft_deleted += report.soft_deleted
+                totals.duration_seconds += report.duration_seconds
+                for name, value in vars(report.stats).items():
+                    setattr(totals.stats, name, getattr(totals.stats, name) + value)
+                checked += len(reconciliation)
+                mismatches += [r for r in reconciliation if r["source"] != r["warehouse"]]
+                context.log.info("fub %s %s: %s", entity, account_name, report.counts)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
+            # An operator's SIGINT/SIGTERM: under the RetryPolicy Dagster would retry the step and the sync would
+            # go on. Every batch committed with its cursor, so stop here; a rerun resumes from the last commit.
+            raise dg.Failure(
+                description=f"fub {entity}: interrupted by the operator; stopped at the last committed batch, a "
+                "rerun resumes from there",
+                allow_retries=False,
+            ) from exc
         metadata = {**totals.metadata(), "accounts": ", ".join(plan), "failed_accounts": str(failures or "none")}
         yield dg.MaterializeResult(asset_key=staged_key, metadata={
             "rows_fetched": totals.counts.fetched, "pages": totals.stats.pages, "api_calls": totals.stats.api_calls,

@@ -109,6 +109,38 @@ def test_delta_job_syncs_every_account_and_one_revoked_key_fails_only_its_accoun
     assert accounts.get_account(engine, "fub", "acme").status == "active"
 
 
+def test_a_transient_failure_of_one_account_fails_only_that_entity_and_status_shows_why(
+    database_url: URL, dagster_instance: dg.DagsterInstance, fub_sandbox: SandboxServer
+) -> None:
+    _add_accounts(dagster_instance)
+    # The first entity of the first account (acme's users) meets a 5xx storm that outlasts its 3 attempts.
+    fub_sandbox.sandbox["fub"].faults.update({"server_errors": 3})
+    resources = {**_resources(fub_sandbox), "fub": FubResource(base_url=f"{fub_sandbox.url}/fub", max_attempts=3)}
+    job = defs.resolve_job_def("fub_delta_sync")
+    result = job.execute_in_process(instance=dagster_instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "acme" in failure.step_failure_data.error.message and "summit" not in failure.step_failure_data.error.message
+    engine = db.get_engine(database_url)
+    counts = fub_sandbox.sandbox["fub"].counts
+    # The other account, and acme's other entities, synced.
+    assert (
+        _count(engine, "SELECT count(*) FROM core.fub_people") == counts("acme")["people"] + counts("summit")["people"]
+    )
+    assert _count(engine, "SELECT count(*) FROM core.fub_users") == counts("summit")["users"]
+    # A transient failure is not the account's fault: it stays active, and status names the entity and the reason.
+    assert accounts.get_account(engine, "fub", "acme").status != "error"
+    rows = {(r["account"], r["entity"]): r for r in operations.status_rows(engine)}
+    assert "HTTP 50" in str(rows[("acme", "users")]["entity_error"])
+    assert rows[("acme", "people")]["entity_error"] is None and rows[("summit", "users")]["entity_error"] is None
+    shown = run_cli("status")
+    assert shown.returncode == 0 and "HTTP 50" in shown.stdout, shown.stderr
+    again = job.execute_in_process(instance=dagster_instance, resources=resources)
+    assert again.success
+    assert _count(engine, "SELECT count(*) FROM core.fub_users") == counts("acme")["users"] + counts("summit")["users"]
+    assert all(r["entity_error"] is None for r in operations.status_rows(engine))
+
+
 def test_accounts_sensor_adds_each_new_account_as_a_partition_once(
     database_url: URL, dagster_instance: dg.DagsterInstance
 ) -> None:
