@@ -3,8 +3,8 @@
 One account's people, in pages of 100, from the FUB sandbox served by a separate process pinned to core 0
 with its rate limit off, into fresh databases on the same embedded Postgres:
 
-- ours:    `fub.sync.backfill(..., "people", months 2021-11..2026-11)`: COPY to staging, normalise in SQL,
-           validate, upsert into core with audit rows, cursor and batch rows, one transaction per 2,000 records;
+- ours:    `lib.integration.sync.backfill(FUB, ..., "people", months 2021-11..2026-11)`: COPY to staging, normalise
+           in SQL, validate, upsert into core with audit rows, cursor and batch rows, one transaction per 2,000 records;
 - ceiling: the same client and paging (`FubClient.window_pages`, pages prefetched on a thread as ours does),
            each record COPYed raw into a one-jsonb-column table, one transaction per 2,000 records, nothing else;
 - dlt:     dlt's `rest_api` source (Basic auth + X-System headers, `_metadata.nextLink` paginator, data selector
@@ -215,9 +215,10 @@ def _child(kind: str, base_url: str, db_url: str, options: dict[str, Any], out: 
 
 
 def _prepare_ours(base_url: str, db_url: str, options: dict[str, Any]) -> Callable[[], tuple[int, dict]]:
-    from sync_pipelines.defs.fub import sync as fub_sync
     from sync_pipelines.defs.fub.client import FubClient
+    from sync_pipelines.defs.fub.declaration import FUB
     from sync_pipelines.lib import accounts, db
+    from sync_pipelines.lib.integration import sync as fub_sync
     from sync_pipelines.sandbox.fub import SYSTEM, SYSTEM_KEY
 
     engine = db.get_engine(db_url)
@@ -254,7 +255,7 @@ def _prepare_ours(base_url: str, db_url: str, options: dict[str, Any]) -> Callab
 
     def run() -> tuple[int, dict]:
         with profiler.installed() if profiler else contextlib.nullcontext():
-            report = fub_sync.backfill(engine, client_for, account, "people", PERIODS)
+            report = fub_sync.backfill(engine, FUB, client_for, account, "people", PERIODS)
         extra: dict[str, Any] = {"failed": report.counts.failed, "pages": report.stats.pages, **timings}
         if profiler is not None:
             extra["stages"] = profiler.summary()

@@ -373,8 +373,9 @@ def _measure(knobs: dict[str, float], url: URL, home: Path, ports: Ports) -> Non
     import dagster as dg
 
     from sync_pipelines import operations
-    from sync_pipelines.defs.fub import sync as fub_sync
+    from sync_pipelines.defs.fub.declaration import FUB
     from sync_pipelines.defs.fub.resources import FubResource
+    from sync_pipelines.lib.integration import sync as fub_sync
     from sync_pipelines.sandbox.fub import ACCOUNTS, SYSTEM, SYSTEM_KEY
 
     people_total = int(knobs["people"])
@@ -393,7 +394,7 @@ def _measure(knobs: dict[str, float], url: URL, home: Path, ports: Ports) -> Non
         with dg.DagsterInstance.get() as instance:
             instance.get_runs_count()
             api_key = ACCOUNTS[ACCOUNT][0]
-            account = operations.add_fub_account(instance, ACCOUNT, api_key)  # as `accounts add` does
+            account = operations.add_account(instance, FUB, ACCOUNT, {"api_key": api_key})  # as `accounts add` does
         web = [str(VENV_BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(ports.webserver)]
         started.append(ChildProcess("webserver", web, env, logs))
         started.append(ChildProcess("daemon", [str(VENV_BIN / "dagster-daemon"), "run", "-w", workspace], env, logs))
@@ -404,7 +405,7 @@ def _measure(knobs: dict[str, float], url: URL, home: Path, ports: Ports) -> Non
         engine = db.get_engine(url)
         fub = FubResource(base_url=f"{ports.sandbox_url}/fub")
         began = time.monotonic()
-        report = fub_sync.backfill(engine, lambda a: fub.client_for(engine, a), account, "people", None)
+        report = fub_sync.backfill(engine, FUB, lambda a: fub.client_for(engine, a), account, "people", None)
         print(f"setup : backfilled {report.counts.fetched} people in {time.monotonic() - began:.1f} s")
         requests.post(
             f"{ports.sandbox_url}/fub/v1/webhooks",

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from sync_pipelines.lib import db, interrupts
+from sync_pipelines.lib.errors import OperatorError
 
 
 def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -24,11 +25,17 @@ def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (db.DatabaseUnreachable, db.ConfigError) as exc:
+        except (db.DatabaseUnreachable, db.ConfigError, OperatorError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+def _integration(name: str) -> Any:
+    from sync_pipelines import registry
+
+    return registry.get(name)
 
 
 def _bin(name: str) -> str:
@@ -181,26 +188,36 @@ def accounts_group() -> None:
 
 
 @accounts_group.command("add")
-@click.argument("integration", type=click.Choice(["fub"]))
+@click.argument("integration")
 @click.option("--name", required=True, help="Your name for the account; becomes its partition key.")
 @click.option(
     "--api-key",
-    envvar="SYNC_FUB_API_KEY",
-    prompt=True,
-    hide_input=True,
-    help="The account's API key (stored encrypted, never printed); or SYNC_FUB_API_KEY, or typed at the prompt.",
+    help="The account's API key (stored encrypted, never printed); or SYNC_<INTEGRATION>_API_KEY, or typed at the "
+    "prompt.",
 )
+@click.option("--secret", "secrets", multiple=True, help="Another credential the integration needs, KEY=VALUE.")
 @_fail_cleanly
-def accounts_add(integration: str, name: str, api_key: str) -> None:
-    """Add an account (or replace its credentials) and its partition row."""
+def accounts_add(integration: str, name: str, api_key: str | None, secrets: tuple[str, ...]) -> None:
+    """Add an account of INTEGRATION (or replace its credentials) and its partition row."""
     from sync_pipelines import operations
 
-    if any(ch in name for ch in "|[],"):
-        raise click.BadParameter("an account name may not contain | [ ] or ,", param_hint="--name")
+    declared = _integration(integration)
+    given: dict[str, str] = {}
+    for item in secrets:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise OperatorError(f"--secret {item!r}: expected KEY=VALUE")
+        given[key] = value
+    if "api_key" in declared.credential_fields:
+        if api_key is None:
+            api_key = os.environ.get(f"SYNC_{declared.name.upper()}_API_KEY")
+        if api_key is None:
+            api_key = click.prompt("API key", hide_input=True, default="", show_default=False)
+        given["api_key"] = api_key or ""
     with _instance() as instance:
-        account = operations.add_fub_account(instance, name, api_key)
-    click.echo(f"{integration} account {account.name} saved (id {account.id}); backfill it with "
-               f"`sync-pipelines sync {integration} --account {account.name} --all`")  # fmt: skip
+        account = operations.add_account(instance, declared, name, given)
+    click.echo(f"{declared.name} account {account.name} saved (id {account.id}); backfill it with "
+               f"`sync-pipelines sync {declared.name} --account {account.name} --all`")  # fmt: skip
 
 
 @accounts_group.command("list")
@@ -218,39 +235,44 @@ def accounts_list() -> None:
 
 
 @main.command("sync")
-@click.argument("integration", type=click.Choice(["fub"]))
+@click.argument("integration")
 @click.option("--account", "account_names", multiple=True, help="Only this account (repeatable).")
 @click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable): people, calls, ...")
 @click.option("--period", help="Only this creation month, YYYY-MM.")
 @click.option("--all", "all_periods", is_flag=True, help="Every month (the default when --period is absent).")
-@click.option("--delta", is_flag=True, help="Run the delta sync (updated since the cursor) instead.")
+@click.option("--delta", is_flag=True, help="Run the delta sync (changed since the cursor) instead.")
 @_fail_cleanly
 @interrupts.exit_on_interrupt(interrupts.STOPPED_AT_LAST_COMMIT)
 def sync_command(
     integration: str, account_names: tuple[str, ...], entities: tuple[str, ...], period: str | None,
     all_periods: bool, delta: bool,
 ) -> None:  # fmt: skip
-    """Run the integration's assets through Dagster, as a backfill would from the UI."""
+    """Run INTEGRATION's assets through Dagster, as a backfill would from the UI."""
     from sync_pipelines import operations
 
+    declared = _integration(integration)
     if period and all_periods:
-        raise click.BadParameter("use --period YYYY-MM or --all, not both")
-    unknown = set(entities) - set(operations.ASSETS_BY_ENTITY)
-    if unknown:
-        raise click.BadParameter(f"unknown entity {sorted(unknown)}; known: {', '.join(operations.ASSETS_BY_ENTITY)}")
+        raise OperatorError("use --period YYYY-MM or --all, not both")
+    for entity in entities:
+        operations.check_entity(declared, entity)
+    if period:
+        operations.check_period(declared, period)
 
     def reaped(run: Any) -> None:
         click.echo(run.describe(), err=True)
 
     with _instance() as instance:
         if delta:
-            ok = operations.run_fub_delta(instance, on_reaped=reaped)
+            operations.select_accounts(db.get_engine(), declared, list(account_names) or None)
+            ok = operations.run_delta(instance, declared, on_reaped=reaped)
             click.echo("delta sync " + ("succeeded" if ok else "failed: see `sync-pipelines status`"))
             sys.exit(0 if ok else 1)
-        outcomes = operations.sync_fub(
-            instance, account_names=list(account_names) or None, entities=list(entities) or None, period=period,
-            on_reaped=reaped,
+        outcomes = operations.sync(
+            instance, declared, account_names=list(account_names) or None, entities=list(entities) or None,
+            period=period, on_reaped=reaped,
         )  # fmt: skip
+    if not outcomes:
+        raise OperatorError(f"no {declared.name} account to sync: `sync-pipelines accounts add {declared.name}`")
     failed = 0
     for o in outcomes:
         failed += not o.success
@@ -272,7 +294,7 @@ def status_command() -> None:
     prepare()
     rows = operations.status_rows(db.get_engine())
     if not rows:
-        click.echo("no accounts yet: `sync-pipelines accounts add fub --name NAME --api-key KEY`")
+        click.echo("no accounts yet: `sync-pipelines accounts add INTEGRATION --name NAME --api-key KEY`")
         return
     click.echo(f"{'account':<16}{'status':<8}{'entity':<15}{'rows':>9}{'dlq':>6}  delta cursor / last sync")
     for r in rows:
@@ -327,24 +349,19 @@ def dlq_list(show_all: bool, limit: int) -> None:
 @_fail_cleanly
 def dlq_retry(ids: tuple[str, ...], due: bool, refetch: bool) -> None:
     """Retry open DLQ records: refetched from the source, or their stored payload reprocessed."""
-    import uuid
 
     import sqlalchemy as sa
 
+    from sync_pipelines import registry
     from sync_pipelines.defs.erp.entities import SPECS as ERP_SPECS
-    from sync_pipelines.defs.fub import sync as fub_sync
-    from sync_pipelines.defs.fub.entities import SPECS as FUB_SPECS
-    from sync_pipelines.defs.fub.resources import fub_resource_from_env
     from sync_pipelines.lib import accounts, dlq, schema
     from sync_pipelines.lib.http import ApiError, TransientError
+    from sync_pipelines.lib.integration import sync
     from sync_pipelines.lib.load import LoadContext
 
-    try:
-        wanted = [uuid.UUID(i) for i in ids]
-    except ValueError:
-        bad = next(i for i in ids if not _is_uuid(i))
-        raise click.ClickException(f"{bad!r} is not a DLQ record id (a UUID, as `dlq list` prints)") from None
-    specs_by_integration = {"fub": FUB_SPECS, "erp": ERP_SPECS}
+    wanted = _dlq_ids(ids)
+    # The ERP is a database source, not on the kit: its records are reprocessed from the stored payload.
+    specs_by_integration = {name: i.specs for name, i in registry.INTEGRATIONS.items()} | {"erp": ERP_SPECS}
     prepare()
     engine = db.get_engine()
     t = schema.failed_records
@@ -357,7 +374,7 @@ def dlq_retry(ids: tuple[str, ...], due: bool, refetch: bool) -> None:
             found = set(conn.execute(sa.select(t.c.id).where(t.c.id.in_(wanted), t.c.resolved_at.is_(None))).scalars())
             missing = [str(i) for i in wanted if i not in found]
             if missing:
-                raise click.ClickException(f"no open DLQ record {', '.join(missing)} (see `sync-pipelines dlq list`)")
+                raise OperatorError(f"no open DLQ record {', '.join(missing)} (see `sync-pipelines dlq list`)")
     known = {a.id: a for a in accounts.list_accounts(engine, active_only=False)}
     total = dlq.RetryOutcome()
     unreachable: list[str] = []
@@ -370,12 +387,13 @@ def dlq_retry(ids: tuple[str, ...], due: bool, refetch: bool) -> None:
             ctx = LoadContext(integration, account.id, registry=specs_by_integration[integration])
             fetch = None
             client = None
-            if refetch and integration == "fub":
-                client = fub_resource_from_env().client_for(engine, account)
-                fetch = fub_sync.refetcher(client, entity)
+            declared = registry.INTEGRATIONS.get(integration)
+            if refetch and declared is not None:
+                client = declared.resource().client_for(engine, account)
+                fetch = sync.refetcher(declared, client, entity)
             calls_logged: Any = contextlib.nullcontext()
             if client is not None:
-                calls_logged = client.logging_calls(fub_sync.call_log_for(engine, account), entity)
+                calls_logged = client.logging_calls(sync.call_log_for(engine, account), entity)
             try:
                 with calls_logged:
                     outcome = dlq.retry(conn, spec, ctx, fetch=fetch, only_due=due, ids=wanted or None)
@@ -393,16 +411,6 @@ def dlq_retry(ids: tuple[str, ...], due: bool, refetch: bool) -> None:
     sys.exit(1 if unreachable else 0)
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 @dlq_group.command("resolve")
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--note", default="resolved by an operator", show_default=True)
@@ -413,14 +421,31 @@ def dlq_resolve(ids: tuple[str, ...], note: str) -> None:
 
     from sync_pipelines.lib import schema
 
+    wanted = _dlq_ids(ids)
     prepare()
     t = schema.failed_records
     with db.get_engine().begin() as conn:
+        open_ids = set(conn.execute(sa.select(t.c.id).where(t.c.id.in_(wanted), t.c.resolved_at.is_(None))).scalars())
+        missing = [str(i) for i in wanted if i not in open_ids]
+        if missing:
+            raise OperatorError(f"no open DLQ record {', '.join(missing)} (see `sync-pipelines dlq list`)")
         count = conn.execute(
-            sa.update(t).where(t.c.id.in_(ids), t.c.resolved_at.is_(None))
+            sa.update(t).where(t.c.id.in_(wanted), t.c.resolved_at.is_(None))
             .values(status="resolved", resolved_at=sa.func.now(), resolution=note, updated_at=sa.func.now())
         ).rowcount  # fmt: skip
     click.echo(f"resolved {count} record(s)")
+
+
+def _dlq_ids(ids: tuple[str, ...]) -> list[Any]:
+    import uuid
+
+    out = []
+    for value in ids:
+        try:
+            out.append(uuid.UUID(value))
+        except ValueError:
+            raise OperatorError(f"{value!r} is not a DLQ record id (a UUID, as `dlq list` prints)") from None
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

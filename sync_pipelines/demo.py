@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Any
 
 import click
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sync_pipelines.lib import db, migrations, schema
+from sync_pipelines.lib.integration.declaration import Integration
 
 
 def loaded_asset_groups() -> dict[str, int]:
@@ -43,41 +45,43 @@ def print_foundation_summary(url: URL) -> None:
     click.echo("bridge tables:   " + ", ".join(f"{name}={n}" for name, n in counts.items()))
 
 
-def sync_fub_from_sandbox(url: URL) -> bool:
-    """FUB end to end: sandbox over HTTP -> Dagster backfill of every month -> clock moves -> delta sync."""
+def sync_integration_from_sandbox(url: URL, integration: Integration) -> bool:
+    """One integration end to end: sandbox over HTTP -> Dagster backfill of every month -> clock moves -> delta."""
     import os
 
     import dagster as dg
 
     from sync_pipelines import operations
-    from sync_pipelines.defs.fub.resources import FubResource
     from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 
     scale = int(os.environ.get("SYNC_DEMO_SCALE", "300"))
-    sandbox = Sandbox(seed=42, scale=scale, sources=["fub"])
-    fub_sim = sandbox["fub"]
-    # The demo is about our pipeline, not about waiting out FUB's 10-second windows.
-    fub_sim.rate_limits.update({"global": (2000, 10.0), "events": (2000, 10.0)})
+    sandbox = Sandbox(seed=42, scale=scale, sources=[integration.name])
+    simulator = sandbox[integration.name]
+    # The demo is about our pipeline, not about waiting out the sources' rate-limit windows.
+    simulator.rate_limits.update({context: (0, 10.0) for context in simulator.rate_limits})
     ok = True
     with SandboxServer(sandbox) as server, dg.DagsterInstance.get() as instance:
-        click.echo(f"\n== Follow Up Boss: sandbox on {server.url}/fub (seed 42, {scale} people per scale unit) ==")
-        fub = FubResource(base_url=f"{server.url}/fub")
-        for name, key in fub_sim.credentials()["accounts"].items():
-            operations.add_fub_account(instance, name, key)
+        base_url = f"{server.url}/{integration.name}"
+        click.echo(f"\n== {integration.title}: sandbox on {base_url} (seed 42, scale {scale}) ==")
+        assert integration.sandbox_resource is not None, f"{integration.name} declares no sandbox resource"
+        resource = integration.sandbox_resource(server.url)
+        for name, key in simulator.credentials()["accounts"].items():
+            operations.add_account(instance, integration, name, {"api_key": key})
         started = time.monotonic()
-        outcomes = operations.sync_fub(instance, fub=fub)
+        outcomes = operations.sync(instance, integration, resource=resource)
         ok = all(o.success for o in outcomes)
         click.echo(f"backfill: {len(outcomes)} Dagster runs in {time.monotonic() - started:.1f} s "
                    f"({'all succeeded' if ok else 'SOME FAILED'})")  # fmt: skip
-        _print_counts(url, fub_sim)
+        ok = _print_counts(url, integration, simulator) and ok
         ok = operations.rebuild_unified(instance) and ok
         click.echo(f"unified: core.participant and core.contact_log rebuilt: {_unified_counts(url)}")
         sandbox.advance(3600)
         click.echo("\nsandbox clock +1 h: the sources created, changed and deleted records; running the delta job")
-        ok = operations.run_fub_delta(instance, fub) and ok
-        rows = operations.status_rows(db.get_engine(url))
-        changed = {r["entity"]: r["rows"] for r in rows if r["account"] == "acme"}
-        click.echo(f"after delta, acme rows in core: {changed}")
+        ok = operations.run_delta(instance, integration, resource) and ok
+        rows = operations.status_rows(db.get_engine(url), integration.name)
+        first = str(rows[0]["account"]) if rows else ""
+        changed = {r["entity"]: r["rows"] for r in rows if r["account"] == first}
+        click.echo(f"after delta, {first} rows in core: {changed}")
     return ok
 
 
@@ -89,24 +93,28 @@ def _unified_counts(url: URL) -> dict[str, int]:
         }
 
 
-def _print_counts(url: URL, fub_sim: object) -> None:
+def _print_counts(url: URL, integration: Integration, simulator: Any) -> bool:
+    """Each account's and entity's live rows in core against the sandbox's own count; True when all match."""
     from sync_pipelines import operations
 
-    rows = operations.status_rows(db.get_engine(url))
-    click.echo(f"{'account':<10}{'entity':<15}{'sandbox':>9}{'warehouse':>11}  match")
-    from sync_pipelines.defs.fub.entities import COLLECTIONS
-
+    rows = operations.status_rows(db.get_engine(url), integration.name)
+    click.echo(f"{'account':<10}{'entity':<24}{'sandbox':>9}{'warehouse':>11}  match")
+    all_match = True
     for r in rows:
-        expected = fub_sim.counts(str(r["account"]))[COLLECTIONS[str(r["entity"])]]  # type: ignore[attr-defined]
-        match = "yes" if expected == r["rows"] else "NO"
-        click.echo(f"{r['account']!s:<10}{r['entity']!s:<15}{expected:>9}{r['rows']:>11}  {match}")
+        expected = simulator.counts(str(r["account"]))[integration.entity(str(r["entity"])).source]
+        match = expected == r["rows"]
+        all_match &= match
+        click.echo(f"{r['account']!s:<10}{r['entity']!s:<24}{expected:>9}{r['rows']:>11}  {'yes' if match else 'NO'}")
+    return all_match
 
 
 def run_demo(url: URL) -> None:
+    from sync_pipelines import registry
     from sync_pipelines.cli_background import demo_background_pass
 
     print_foundation_summary(url)
-    if not sync_fub_from_sandbox(url):
-        raise SystemExit(1)
+    for integration in registry.INTEGRATIONS.values():
+        if not sync_integration_from_sandbox(url, integration):
+            raise SystemExit(1)
     if not demo_background_pass(url):
         raise SystemExit(1)

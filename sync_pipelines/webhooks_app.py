@@ -19,7 +19,6 @@ import contextlib
 import gc
 import hashlib
 import logging
-import os
 import socket
 import sys
 import threading
@@ -58,17 +57,6 @@ def _body_hash(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def parse_fub(payload: dict[str, Any], body: bytes) -> Parsed:
-    """{eventId, eventCreated, event, resourceIds, uri}; the resource key names what the event touches."""
-    event = payload.get("event")
-    ids = payload.get("resourceIds")
-    key = None
-    if isinstance(event, str) and isinstance(ids, list):
-        key = f"{event}:{','.join(str(i) for i in ids)}"
-    event_id = payload.get("eventId")
-    return Parsed(str(event_id) if event_id else _body_hash(body), event if isinstance(event, str) else None, key)
-
-
 def parse_stripe(payload: dict[str, Any], body: bytes) -> Parsed:
     """A Stripe event object: {id: evt_..., type, data: {object: {id, object}}}."""
     obj = (payload.get("data") or {}).get("object") if isinstance(payload.get("data"), dict) else None
@@ -91,13 +79,6 @@ def parse_generic(payload: dict[str, Any], body: bytes) -> Parsed:
     )
 
 
-def _fub_default_secret() -> str:
-    # FUB signs with the system's X-System-Key; offline that is the sandbox's demo key.
-    from sync_pipelines.sandbox.fub import SYSTEM_KEY
-
-    return os.environ.get("SYNC_FUB_SYSTEM_KEY") or SYSTEM_KEY
-
-
 @dataclass(frozen=True)
 class Integration:
     name: str
@@ -105,15 +86,36 @@ class Integration:
     parse: Callable[[dict[str, Any], bytes], Parsed]
     # Which stored secret signs this source's webhooks, in order of preference.
     secret_keys: tuple[str, ...] = ("webhook_secret",)
-    default_secret: Callable[[], str] | None = None
+    default_secret: Callable[[], str | None] | None = None
 
 
+def _declared() -> dict[str, Integration]:
+    """The registered integrations that declare webhooks, as the receiver needs them."""
+    from sync_pipelines import registry
+
+    out: dict[str, Integration] = {}
+    for declared in registry.INTEGRATIONS.values():
+        hooks = declared.webhooks
+        if hooks is None:
+            continue
+        identify = hooks.identify
+        out[declared.name] = Integration(
+            declared.name,
+            hooks.verify,
+            lambda payload, body, identify=identify: Parsed(*identify(payload, body)),
+            hooks.secret_keys,
+            hooks.default_secret,
+        )
+    return out
+
+
+# Sources not yet synced still have their webhooks received and queued (their simulators send them).
 INTEGRATIONS: dict[str, Integration] = {
-    "fub": Integration("fub", webhooks.verify_fub, parse_fub, ("webhook_secret", "system_key"), _fub_default_secret),
     "stripe": Integration("stripe", webhooks.verify_stripe, parse_stripe),
     "dotloop": Integration("dotloop", webhooks.verify_dotloop, parse_generic, ("webhook_secret", "signing_key")),
     "lofty": Integration("lofty", webhooks.verify_lofty, parse_generic),
     "rezen": Integration("rezen", webhooks.verify_rezen, parse_generic),
+    **_declared(),
 }
 
 

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sync_pipelines.defs.fub.client import FubClient
-from sync_pipelines.defs.fub.sync import SyncReport, backfill
+from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.lib import accounts, db
+from sync_pipelines.lib.integration.sync import SyncReport, backfill
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 from sync_pipelines_tests.helpers import run_cli
 
@@ -41,6 +42,7 @@ def malformed(database_url: URL) -> Iterator[Malformed]:
         url = f"{server.url}/fub"
         report = backfill(
             engine,
+            FUB,
             lambda a: FubClient(url, "fub_sandbox_key_acme", "SyncPipelines", "fub_sandbox_system_key"),
             acme,
             "people",

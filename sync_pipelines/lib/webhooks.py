@@ -12,7 +12,6 @@ Nothing here knows an integration's payloads beyond its signature scheme; secret
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -307,6 +306,16 @@ def sanitize_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return kept
 
 
+def body_hash(body: bytes) -> str:
+    """The dedupe key of an event that carries no id of its own."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """A header's value, its name matched case-insensitively; empty when absent."""
+    return _header(headers, name)
+
+
 def _header(headers: Mapping[str, str], name: str) -> str:
     wanted = name.lower()
     for key, value in headers.items():
@@ -317,16 +326,6 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def _hex_equal(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
-
-
-def fub_expected(body: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), base64.b64encode(body), hashlib.sha256).hexdigest()
-
-
-def verify_fub(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-    """FUB-Signature: hex HMAC-SHA256, keyed with the system key, over base64 of the raw body."""
-    given = _header(headers, "FUB-Signature")
-    return bool(given and secret) and _hex_equal(fub_expected(body, secret), given)
 
 
 def verify_stripe(
@@ -386,7 +385,6 @@ def verify_rezen(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
 
 
 VERIFIERS = {
-    "fub": verify_fub,
     "stripe": verify_stripe,
     "dotloop": verify_dotloop,
     "lofty": verify_lofty,

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from sync_pipelines.defs.erp import source
+from sync_pipelines.defs.erp.source import ERP_URL_ENV, erp_url
 from sync_pipelines.lib import db
 
 SCHEMA = "ifsapp"
 SEQUENCE = f"{SCHEMA}.rowversion_seq"
-ERP_URL_ENV = "SYNC_ERP_DATABASE_URL"
 
 # The same five-year window as the SaaS simulators (sandbox.gen.HISTORY_*), so the sources line up.
 HISTORY_START = datetime(2021, 11, 1, tzinfo=UTC)
@@ -121,24 +121,6 @@ ConnOrUrl = psycopg.Connection | URL | str
 # ----------------------------------------------------------------------------------------------
 # URLs and connections
 # ----------------------------------------------------------------------------------------------
-
-
-def erp_url() -> URL:
-    """The ERP database: SYNC_ERP_DATABASE_URL, else `<warehouse database>_erp` on the warehouse's server."""
-    raw = os.environ.get(ERP_URL_ENV, "").strip()
-    if raw:
-        try:
-            url = make_url(raw)
-        except Exception as exc:
-            raise db.ConfigError(
-                f"{ERP_URL_ENV}: expected a URL like postgresql://user:password@host:5432/database"
-            ) from exc
-        if not url.drivername.startswith("postgresql") or not url.database:
-            raise db.ConfigError(f"{ERP_URL_ENV}: expected a postgresql:// URL ending in a database name")
-        return url.set(drivername="postgresql+psycopg")
-    warehouse = db.configured_url()
-    base = warehouse.database if warehouse is not None and warehouse.database else db.DEFAULT_DATABASE
-    return db.server_url(f"{base}_erp")
 
 
 def create_database(name: str | None = None) -> URL:
@@ -899,26 +881,7 @@ def row_counts(conn_or_url: ConnOrUrl) -> dict[str, int]:
 
 
 def checksum(conn_or_url: ConnOrUrl, table: str, *, schema: str = SCHEMA) -> str:
-    """md5 over (primary key, rowversion) of every row in primary-key order, computed in SQL.
-
-    `table` is one of TABLES, optionally schema-qualified, so a copy elsewhere (the warehouse's) can be
-    compared with the source. Text keys sort with the "C" collation so both sides agree whatever their
-    database collation. Rows are hashed in chunks of 100,000 and the chunk hashes hashed again, so ten
-    million rows never build one giant string.
-    """
-    schema_name, _, name = table.rpartition(".")
-    schema_name = schema_name or schema
-    if name not in PRIMARY_KEYS:
-        raise ValueError(f"unknown ERP table {name!r}; expected one of {', '.join(TABLES)}")
-    pk = PRIMARY_KEYS[name]
-    order = ", ".join(f'{c} COLLATE "C"' if c not in ("line_no", "transaction_id") else c for c in pk)
-    query = f"""
-        SELECT md5(coalesce(string_agg(chunk, '' ORDER BY bucket), '')) FROM (
-            SELECT (rn - 1) / 100000 AS bucket, md5(string_agg(k, E'\\n' ORDER BY rn)) AS chunk
-            FROM (SELECT concat_ws('|', {", ".join(pk)}, rowversion) AS k,
-                         row_number() OVER (ORDER BY {order}) AS rn
-                  FROM {{table}}) AS r
-            GROUP BY 1) AS c"""
+    """md5 over (primary key, rowversion) of every row in primary-key order: `source.checksum`, the one the
+    warehouse side uses too, so a sandbox table and its synced copy are compared by the same SQL."""
     with _connect(conn_or_url) as conn:
-        composed = sql.SQL(query).format(table=sql.Identifier(schema_name, name))  # type: ignore[arg-type]
-        return conn.execute(composed).fetchone()[0]
+        return source.checksum(conn, table, schema=schema)

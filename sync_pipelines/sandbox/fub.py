@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from sync_pipelines.defs.fub.client import DEFAULT_SYSTEM, SANDBOX_SYSTEM_KEY
 from sync_pipelines.sandbox.base import Simulator, dumps, json_response
 from sync_pipelines.sandbox.gen import (
     CITIES,
@@ -38,8 +39,13 @@ from sync_pipelines.sandbox.gen import (
 )
 from sync_pipelines.sandbox.store import VirtualTable, Window
 
-SYSTEM = "SyncPipelines"
-SYSTEM_KEY = "fub_sandbox_system_key"
+# Our registered system and the demo key the sandbox accepts: defined by the client (production code never
+# imports the sandbox), named here too so the simulator, its tests and the benchmarks read them in one place.
+SYSTEM = DEFAULT_SYSTEM
+SYSTEM_KEY = SANDBOX_SYSTEM_KEY
+# FUB enforces the `next` cursor "if you are going deep into result sets with high offset values" (reference/
+# pagination) without saying how deep: the sandbox refuses an offset from here on (docs/integrations/fub.md).
+MAX_OFFSET = 2000
 # account name -> (API key, share of the sandbox scale): two accounts of different size, so a mix-up shows.
 ACCOUNTS: dict[str, tuple[str, float]] = {
     "acme": ("fub_sandbox_key_acme", 1.0),
@@ -680,6 +686,14 @@ class FollowUpBoss(Simulator):
                 collection: [self._serve(account, collection, r) for r in records],
             }
             return self.body(body, headers=headers, listing=True)
+        if offset >= MAX_OFFSET:
+            # Every order, `updated` included: which orders FUB can page by keyset is not published, so the
+            # sandbox takes the strictest reading and a client that works here cannot depend on a deep offset.
+            return self.error(
+                400,
+                f"Offset {offset} is too deep: offsets of {MAX_OFFSET} or more are not allowed, "
+                "use the next parameter (_metadata.nextLink) to page further",
+            )
         by_updated = sort.lstrip("-") == "updated"
         view = table.query(window, "updated" if by_updated else "id")
         page_ids = view.page_ids(offset, limit, descending=sort.startswith("-"))

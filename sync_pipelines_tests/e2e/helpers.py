@@ -154,15 +154,16 @@ class GraphQL:
 def run_backfill(base_url: str, account_name: str, entity: str) -> None:
     """The body of a sync child process: one whole-history backfill of `entity` for `account_name`, against the
     warehouse of SYNC_DATABASE_URL, through the product's own resource and client."""
-    from sync_pipelines.defs.fub import sync as fub_sync
+    from sync_pipelines.defs.fub.declaration import FUB
     from sync_pipelines.defs.fub.entities import INTEGRATION
     from sync_pipelines.defs.fub.resources import FubResource
     from sync_pipelines.lib import accounts
+    from sync_pipelines.lib.integration import sync as fub_sync
 
     engine = db.get_engine()
     fub = FubResource(base_url=base_url)
     account = accounts.get_account(engine, INTEGRATION, account_name)
-    report = fub_sync.backfill(engine, lambda a: fub.client_for(engine, a), account, entity, None)
+    report = fub_sync.backfill(engine, FUB, lambda a: fub.client_for(engine, a), account, entity, None)
     print(f"backfill finished: {report.counts}", flush=True)
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sync_pipelines import operations
+from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.lib import db
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 from sync_pipelines_tests.e2e.helpers import (
@@ -98,8 +99,8 @@ def test_partition_backfill_through_graphql_lands_exact_counts(
     sandbox["fub"].rate_limits.update({"global": (0, 10.0), "events": (0, 10.0)})
     engine = db.get_engine(database_url)
     with SandboxServer(sandbox) as server, child_processes() as started:
-        acme = operations.add_fub_account(dagster_instance, "acme", "fub_sandbox_key_acme")
-        operations.add_fub_account(dagster_instance, "summit", "fub_sandbox_key_summit")
+        acme = operations.add_account(dagster_instance, FUB, "acme", {"api_key": "fub_sandbox_key_acme"})
+        operations.add_account(dagster_instance, FUB, "summit", {"api_key": "fub_sandbox_key_summit"})
 
         env = dagster_env({"SYNC_FUB_BASE_URL": f"{server.url}/fub", "SYNC_FUB_DELTA_CRON": NEVER})
         assert env["SYNC_DATABASE_URL"] and env["SYNC_DAGSTER_DATABASE"] == f"{database_url.database}_dagster"

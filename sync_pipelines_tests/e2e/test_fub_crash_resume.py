@@ -13,10 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from sync_pipelines.defs.fub import sync as fub_sync
 from sync_pipelines.defs.fub.client import DONE
+from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.defs.fub.resources import FubResource
 from sync_pipelines.lib import accounts, db
+from sync_pipelines.lib.integration import sync as fub_sync
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 from sync_pipelines.sandbox.store import Window
 from sync_pipelines_tests.e2e.helpers import backfill_child, child_processes, wait_for
@@ -132,7 +133,7 @@ def test_sigkill_halfway_then_rerun_leaves_exact_counts_and_no_duplicates(databa
 
         # The rerun: in this process, through the same product code path as the child's.
         fub = FubResource(base_url=base_url)
-        report = fub_sync.backfill(engine, lambda a: fub.client_for(engine, a), acme, "people", None)
+        report = fub_sync.backfill(engine, FUB, lambda a: fub.client_for(engine, a), acme, "people", None)
 
     # It resumed at the cursor: only what the killed run had not committed was fetched again.
     assert report.counts.fetched < total, report.counts

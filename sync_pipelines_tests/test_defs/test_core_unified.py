@@ -5,9 +5,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sync_pipelines.defs.core.assets import contact_log, contact_log_has_no_orphans, participant
-from sync_pipelines.defs.fub import sync as fub_sync
 from sync_pipelines.defs.fub.client import FubClient
+from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.lib import accounts, db
+from sync_pipelines.lib.integration import sync as fub_sync
 from sync_pipelines.lib.resources import WarehouseResource
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 
@@ -25,7 +26,7 @@ def test_fub_people_users_and_activities_feed_participant_and_contact_log(
             return FubClient(f"{server.url}/fub", "fub_sandbox_key_acme", "SyncPipelines", "fub_sandbox_system_key")
 
         for entity in ("users", "people", "calls", "text_messages", "events", "appointments"):
-            fub_sync.backfill(engine, client_for, acme, entity, None)
+            fub_sync.backfill(engine, FUB, client_for, acme, entity, None)
     counts = sandbox["fub"].counts("acme")
     result = dg.materialize(
         [participant, contact_log, contact_log_has_no_orphans],

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
+from sync_pipelines.sandbox.fub import MAX_OFFSET
 from sync_pipelines_tests.test_sandbox.webhook_sink import WebhookSink
 
 KEY = "fub_sandbox_key_acme"
@@ -273,3 +274,28 @@ def test_list_pages_and_single_fetches_serve_identical_records(sandbox: Sandbox)
         for record in listed:
             single = client().get(f"{sandbox['fub'].base_url}/v1/{collection}/{record['id']}").json()
             assert single == record
+
+
+def test_deep_offsets_are_refused_in_every_order_while_the_next_cursor_pages_past_them() -> None:
+    # FUB enforces `next` past an unpublished depth; the sandbox's is MAX_OFFSET (docs/integrations/fub.md).
+    with SandboxServer(Sandbox(seed=5, scale=2500, sources=["fub"])) as server:
+        url = f"{server.sandbox['fub'].base_url}/v1/people"
+        session = client()
+        for sort in ("id", "-id", "created", "-created", "updated", "-updated"):
+            deepest = session.get(url, params={"limit": 100, "offset": MAX_OFFSET - 1, "sort": sort})
+            assert deepest.status_code == 200 and len(deepest.json()["people"]) == 100
+            refused = session.get(url, params={"limit": 100, "offset": MAX_OFFSET, "sort": sort})
+            assert refused.status_code == 400
+            assert refused.json() == {
+                "errorMessage": f"Offset {MAX_OFFSET} is too deep: offsets of {MAX_OFFSET} or more are not "
+                "allowed, use the next parameter (_metadata.nextLink) to page further"
+            }
+        walked = fetch_all(server.sandbox, "people", {"limit": 100, "sort": "id"})
+        assert [p["id"] for p in walked] == list(range(1, 2501))
+        # A run of equal `updated` seconds deeper than MAX_OFFSET is walked by keyset on id within that second,
+        # the filters riding in the `next` token (what FubClient.updated_pages does with a long run of ties).
+        server.sandbox["fub"].faults.update({"timestamp_ties": 2500})
+        one_second = {"updatedAfter": "2021-10-31T23:59:59Z", "updatedBefore": "2021-11-01T00:00:01Z"}
+        tied = fetch_all(server.sandbox, "people", {"limit": 100, "sort": "id", **one_second})
+        assert [p["id"] for p in tied] == list(range(1, 2501))
+        assert {p["updated"] for p in tied} == {"2021-11-01T00:00:00Z"}

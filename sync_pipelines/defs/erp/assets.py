@@ -11,10 +11,9 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.engine import URL, make_url
 
-from sync_pipelines.defs.erp import background
+from sync_pipelines.defs.erp import background, source
 from sync_pipelines.defs.erp.entities import INTEGRATION, LOAD_ORDER, SPECS
 from sync_pipelines.lib.resources import WarehouseResource
-from sync_pipelines.sandbox import erp as erp_sandbox
 
 RUN_TAGS = {"sync_pipelines/integration": INTEGRATION}
 
@@ -28,7 +27,7 @@ class ErpResource(dg.ConfigurableResource):
     )
 
     def url(self) -> URL:
-        return make_url(self.database_url) if self.database_url else erp_sandbox.erp_url()
+        return make_url(self.database_url) if self.database_url else source.erp_url()
 
 
 class ErpTickConfig(dg.Config):

@@ -739,21 +739,20 @@ def count_core(engine: sa.Engine, entity: str) -> int:
 
 
 def core_checksum(engine: sa.Engine, entity: str) -> tuple[int, str]:
-    """Live core rows of an entity and the sandbox ERP's checksum over their primary keys and rowversions,
-    comparable with `sandbox.erp.checksum` of the source table."""
+    """Live core rows of an entity and the checksum over their primary keys and rowversions, comparable with
+    `source.checksum` of the source table."""
     from sync_pipelines.defs.erp.entities import PRIMARY_KEYS
-    from sync_pipelines.sandbox import erp
 
     core = SPECS[entity].core
     keys = ", ".join(PRIMARY_KEYS[entity])
     with db.raw_connection(engine.url, autocommit=True) as conn:
-        # erp.checksum reads a table named like the source's: a view of the key columns stands in for it.
+        # source.checksum reads a table named like the source's: a view of the key columns stands in for it.
         conn.execute("CREATE SCHEMA IF NOT EXISTS erp_check")
         conn.execute(
             f"CREATE OR REPLACE VIEW erp_check.{entity} AS SELECT {keys}, rowversion "
             f"FROM {core.schema}.{core.name} WHERE deleted_at IS NULL"
         )
-        return count_core(engine, entity), erp.checksum(conn, f"erp_check.{entity}")
+        return count_core(engine, entity), source.checksum(conn, f"erp_check.{entity}")
 
 
 def simulate_nights(

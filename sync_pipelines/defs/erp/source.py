@@ -10,6 +10,7 @@ the text Postgres prints (UTC, ISO): the load path casts them in SQL, so nothing
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +21,33 @@ from psycopg import sql
 from psycopg.types.string import TextLoader
 from sqlalchemy.engine import URL, make_url
 
-from sync_pipelines.defs.erp.entities import SOURCES
+from sync_pipelines.defs.erp.entities import PRIMARY_KEYS, SOURCE_SCHEMA, SOURCES
 from sync_pipelines.lib import db
 from sync_pipelines.lib.load import Staged
 
 _TEXT_TYPES = ("numeric", "timestamptz", "timestamp", "date")
+ERP_URL_ENV = "SYNC_ERP_DATABASE_URL"
+
+
+def erp_url() -> URL:
+    """The ERP database: SYNC_ERP_DATABASE_URL, else `<warehouse database>_erp` on the warehouse's server.
+
+    The default is where the demo creates the sandbox ERP (`sandbox.erp.create_database`); it lives here, not in
+    the sandbox, because production code never imports the sandbox (the sandbox reads it from here)."""
+    raw = os.environ.get(ERP_URL_ENV, "").strip()
+    if raw:
+        try:
+            url = make_url(raw)
+        except Exception as exc:
+            raise db.ConfigError(
+                f"{ERP_URL_ENV}: expected a URL like postgresql://user:password@host:5432/database"
+            ) from exc
+        if not url.drivername.startswith("postgresql") or not url.database:
+            raise db.ConfigError(f"{ERP_URL_ENV}: expected a postgresql:// URL ending in a database name")
+        return url.set(drivername="postgresql+psycopg")
+    warehouse = db.configured_url()
+    base = warehouse.database if warehouse is not None and warehouse.database else db.DEFAULT_DATABASE
+    return db.server_url(f"{base}_erp")
 
 
 class SourceUnreachable(RuntimeError):
@@ -56,6 +79,31 @@ def connect(url: URL | str) -> Iterator[psycopg.Connection]:
 
 def _table(entity: str) -> sql.Composable:
     return sql.Identifier(*SOURCES[entity].qualified.split("."))
+
+
+def checksum(conn: psycopg.Connection, table: str, *, schema: str = SOURCE_SCHEMA) -> str:
+    """md5 over (primary key, rowversion) of every row in primary-key order, computed in SQL.
+
+    `table` is an ERP table name, optionally schema-qualified, so a copy elsewhere (the warehouse's core rows
+    behind a view) can be compared with the source. Text keys sort with the "C" collation so both sides agree
+    whatever their database collation. Rows are hashed in chunks of 100,000 and the chunk hashes hashed again,
+    so ten million rows never build one giant string.
+    """
+    schema_name, _, name = table.rpartition(".")
+    schema_name = schema_name or schema
+    if name not in PRIMARY_KEYS:
+        raise ValueError(f"unknown ERP table {name!r}; expected one of {', '.join(PRIMARY_KEYS)}")
+    pk = PRIMARY_KEYS[name]
+    order = ", ".join(f'{c} COLLATE "C"' if c not in ("line_no", "transaction_id") else c for c in pk)
+    query = f"""
+        SELECT md5(coalesce(string_agg(chunk, '' ORDER BY bucket), '')) FROM (
+            SELECT (rn - 1) / 100000 AS bucket, md5(string_agg(k, E'\\n' ORDER BY rn)) AS chunk
+            FROM (SELECT concat_ws('|', {", ".join(pk)}, rowversion) AS k,
+                         row_number() OVER (ORDER BY {order}) AS rn
+                  FROM {{table}}) AS r
+            GROUP BY 1) AS c"""
+    composed = sql.SQL(query).format(table=sql.Identifier(schema_name, name))  # type: ignore[arg-type]
+    return conn.execute(composed).fetchone()[0]  # type: ignore[index]
 
 
 def high_water(conn: psycopg.Connection, entity: str) -> tuple[int, int]:

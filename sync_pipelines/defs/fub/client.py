@@ -11,6 +11,11 @@ from sync_pipelines.lib.sync import Page
 
 PAGE_SIZE = 100
 DONE = "done"
+# The X-System name we are registered under, and the X-System-Key the local sandbox accepts: the offline
+# defaults of the resource (SYNC_FUB_SYSTEM, SYNC_FUB_SYSTEM_KEY). They live here, not in the sandbox, because
+# production code never imports the sandbox; the sandbox reads them from here.
+DEFAULT_SYSTEM = "SyncPipelines"
+SANDBOX_SYSTEM_KEY = "fub_sandbox_system_key"
 
 
 def parse_time(value: str) -> datetime:
@@ -19,6 +24,29 @@ def parse_time(value: str) -> datetime:
 
 def fmt_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest(records: list[dict], newest: datetime) -> datetime:
+    for record in records:
+        updated = record.get("updated")
+        if isinstance(updated, str):
+            try:
+                newest = max(newest, parse_time(updated))
+            except ValueError:
+                pass  # a malformed record: the load path sends it to the DLQ
+    return newest
+
+
+def _last_updated(records: list[dict]) -> datetime | None:
+    """The last readable `updated` of a page in `updated` order (a malformed record has none)."""
+    for record in reversed(records):
+        updated = record.get("updated")
+        if isinstance(updated, str):
+            try:
+                return parse_time(updated)
+            except ValueError:
+                continue
+    return None
 
 
 class FubClient(ApiClient):
@@ -67,35 +95,53 @@ class FubClient(ApiClient):
         Each request restarts at the last timestamp seen minus one second (FUB's filter is strict and its
         clock has second resolution), so records that share a timestamp across a page boundary are read
         again rather than skipped, and a record updated while we page moves to the end where we reach it.
-        Only a run of more than a page of equal timestamps is walked by offset, re-reading some rows.
-        The cursor saved with a page is the lower bound we would restart from.
+        A run of more than a page of equal timestamps is walked by a keyset on id within that second, then
+        the keyset on `updated` carries on after it: no request ever has an offset, which FUB refuses past an
+        unpublished depth. The cursor saved with a page is the lower bound we would restart from.
         """
         lower = since - overlap
-        offset = 0
         newest = since
         while True:
             body, _ = self.get_json(
-                f"v1/{collection}",
-                {"updatedAfter": fmt_time(lower), "sort": "updated", "limit": PAGE_SIZE, "offset": offset},
+                f"v1/{collection}", {"updatedAfter": fmt_time(lower), "sort": "updated", "limit": PAGE_SIZE}
             )
             records = body[collection]
-            for record in records:
-                updated = record.get("updated")
-                if isinstance(updated, str):
-                    try:
-                        newest = max(newest, parse_time(updated))
-                    except ValueError:
-                        pass  # a malformed record: the load path sends it to the DLQ
             if len(records) < PAGE_SIZE:
+                newest = _newest(records, newest)
                 yield Page(records, fmt_time(newest))
                 return
-            last = records[-1].get("updated")
-            restart = parse_time(last) - timedelta(seconds=1) if isinstance(last, str) else lower
-            if restart > lower:
-                lower, offset = restart, 0
-            else:
-                offset += PAGE_SIZE - 10  # a run of ties longer than a page: step through it, overlapping
-            yield Page(records, fmt_time(lower))
+            last = _last_updated(records)
+            if last is not None and last - timedelta(seconds=1) > lower:
+                lower = last - timedelta(seconds=1)
+                newest = _newest(records, newest)
+                yield Page(records, fmt_time(lower))
+                continue
+            # A full page updated after `lower` (strictly, to the second) and not after lower + 1 s: one second
+            # holds more ties than a page. Walk that second whole by id (this page included, so it is not
+            # loaded twice), then go on strictly after it. Should the page's last timestamp be unreadable, the
+            # same two steps still cover everything after `lower`, and `lower` still moves on by a second.
+            tied = lower.replace(microsecond=0) + timedelta(seconds=1)
+            for page in self._one_second_by_id(collection, tied):
+                newest = _newest(page, newest)
+                yield Page(page, fmt_time(lower))
+            lower = tied
+
+    def _one_second_by_id(self, collection: str, second: datetime) -> Iterator[list[dict]]:
+        """Every record whose `updated` is `second`, by FUB's `next` cursor (a keyset on id that carries the
+        filters): however many share that second, no page is deeper than the first."""
+        params = {
+            "updatedAfter": fmt_time(second - timedelta(seconds=1)),
+            "updatedBefore": fmt_time(second + timedelta(seconds=1)),
+            "sort": "id",
+            "limit": PAGE_SIZE,
+        }
+        body, _ = self.get_json(f"v1/{collection}", params)
+        while True:
+            yield body[collection]
+            next_link = body["_metadata"].get("nextLink")
+            if not next_link:
+                return
+            body, _ = self.get_json(next_link)
 
     def total(self, collection: str, created_after: datetime | None, created_before: datetime | None) -> int:
         params: dict[str, object] = {"limit": 1}

@@ -11,10 +11,10 @@ from sqlalchemy.engine import URL
 
 from sync_pipelines import operations
 from sync_pipelines.definitions import defs
-from sync_pipelines.defs.fub.assets import CHECK_NAME
+from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.defs.fub.resources import FubResource
-from sync_pipelines.defs.fub.sensors import fub_accounts_sensor
 from sync_pipelines.lib import accounts, db
+from sync_pipelines.lib.integration.builders import CHECK_NAME
 from sync_pipelines.lib.resources import WarehouseResource
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 from sync_pipelines_tests.helpers import run_cli
@@ -33,8 +33,8 @@ def _resources(server: SandboxServer) -> dict:
 
 
 def _add_accounts(instance: dg.DagsterInstance) -> None:
-    operations.add_fub_account(instance, "acme", "fub_sandbox_key_acme")
-    operations.add_fub_account(instance, "summit", "fub_sandbox_key_summit")
+    operations.add_account(instance, FUB, "acme", {"api_key": "fub_sandbox_key_acme"})
+    operations.add_account(instance, FUB, "summit", {"api_key": "fub_sandbox_key_summit"})
 
 
 def _count(engine: sa.Engine, query: str) -> int:
@@ -46,7 +46,7 @@ def test_ranged_partition_backfill_runs_once_and_reports_metadata_and_the_reconc
     database_url: URL, dagster_instance: dg.DagsterInstance, fub_sandbox: SandboxServer
 ) -> None:
     _add_accounts(dagster_instance)
-    asset = operations.ASSETS_BY_ENTITY["people"]
+    asset = operations.entity_asset(FUB, "people")
     result = dg.materialize(
         [asset],
         instance=dagster_instance,
@@ -75,7 +75,7 @@ def test_reference_entities_are_partitioned_by_account_only(
 ) -> None:
     _add_accounts(dagster_instance)
     result = dg.materialize(
-        [operations.ASSETS_BY_ENTITY["users"]],
+        [operations.entity_asset(FUB, "users")],
         instance=dagster_instance,
         resources=_resources(fub_sandbox),
         partition_key="summit",
@@ -146,10 +146,10 @@ def test_accounts_sensor_adds_each_new_account_as_a_partition_once(
 ) -> None:
     accounts.upsert_account(db.get_engine(database_url), "fub", "coastal", {"api_key": "k"})
     context = dg.build_sensor_context(instance=dagster_instance, resources={"warehouse": WarehouseResource()})
-    result = fub_accounts_sensor(context)
+    result = defs.resolve_sensor_def("fub_accounts_to_partitions")(context)
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["coastal"]]
     dagster_instance.add_dynamic_partitions("fub_accounts", ["coastal"])
-    again = fub_accounts_sensor(
+    again = defs.resolve_sensor_def("fub_accounts_to_partitions")(
         dg.build_sensor_context(instance=dagster_instance, resources={"warehouse": WarehouseResource()})
     )
     assert not again.dynamic_partitions_requests and again.skip_reason is not None
@@ -166,7 +166,7 @@ def test_every_fub_entity_has_staged_and_core_assets_with_backfill_policy() -> N
     keys = {spec.key.to_user_string() for spec in defs.resolve_all_asset_specs()}
     for entity in ("people", "deals", "stages", "events", "calls", "text_messages", "appointments", "users", "groups"):
         assert f"fub/staged/{entity}" in keys and f"fub/core/{entity}" in keys
-    for asset in operations.ASSETS_BY_ENTITY.values():
+    for asset in (operations.entity_asset(FUB, e) for e in FUB.load_order):
         assert asset.backfill_policy == dg.BackfillPolicy.single_run()
 
 

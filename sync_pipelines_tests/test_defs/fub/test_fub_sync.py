@@ -9,12 +9,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from sync_pipelines.defs.fub import sync as fub_sync
 from sync_pipelines.defs.fub.client import FubClient
+from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.defs.fub.entities import COLLECTIONS, LOAD_ORDER
 from sync_pipelines.lib import accounts, db
 from sync_pipelines.lib.accounts import Account
 from sync_pipelines.lib.http import AuthError, TransientError
+from sync_pipelines.lib.integration import sync as fub_sync
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 
 PERIODS = ["2023-12", "2024-01", "2024-02", "2024-03"]
@@ -35,10 +36,10 @@ class FubWorld:
 
     def backfill(self, account: Account, entity: str = "people", periods: list[str] | str | None = "default"):  # type: ignore[no-untyped-def]
         chosen = PERIODS if periods == "default" else periods
-        return fub_sync.backfill(self.engine, self.client_for, account, entity, chosen)  # type: ignore[arg-type]
+        return fub_sync.backfill(self.engine, FUB, self.client_for, account, entity, chosen)  # type: ignore[arg-type]
 
     def delta(self, account: Account, entity: str = "people"):  # type: ignore[no-untyped-def]
-        return fub_sync.delta(self.engine, self.client_for, account, entity)
+        return fub_sync.delta(self.engine, FUB, self.client_for, account, entity)
 
     def core_ids(self, account: Account, entity: str = "people", period: str | None = None) -> list[str]:
         query = f"SELECT source_id FROM core.fub_{entity} WHERE account_id = :a AND deleted_at IS NULL"
@@ -291,12 +292,12 @@ def test_a_revoked_key_fails_only_its_account(fub: FubWorld) -> None:
 
 def test_reconciliation_compares_source_totals_with_warehouse_counts(fub: FubWorld) -> None:
     fub.backfill(fub.acme)
-    rows = fub_sync.reconcile(fub.engine, fub.client_for, fub.acme, "people", PERIODS)
+    rows = fub_sync.reconcile(fub.engine, FUB, fub.client_for, fub.acme, "people", PERIODS)
     assert [r["period"] for r in rows] == PERIODS
     assert all(r["source"] == r["warehouse"] > 0 for r in rows)
     with fub.engine.begin() as conn:
         conn.execute(sa.text("UPDATE core.fub_people SET deleted_at = now() WHERE period_key = :p"), {"p": PERIODS[0]})
-    rows = fub_sync.reconcile(fub.engine, fub.client_for, fub.acme, "people", PERIODS[:1])
+    rows = fub_sync.reconcile(fub.engine, FUB, fub.client_for, fub.acme, "people", PERIODS[:1])
     assert rows[0]["source"] != rows[0]["warehouse"] == 0
 
 
@@ -440,3 +441,33 @@ def test_the_calls_of_a_sync_that_fails_are_logged_too(fub: FubWorld) -> None:
             sa.text("SELECT status, error_message FROM bridge.sync_state WHERE entity_type = 'people@delta'")
         ).one()
     assert state.status == "error" and "HTTP 50" in state.error_message
+
+
+def test_a_run_of_ties_deeper_than_the_offset_limit_is_walked_by_id_never_by_deep_offset(database_url: URL) -> None:
+    from sync_pipelines.sandbox.fub import MAX_OFFSET
+
+    # 3,000 people: the first 2,500 share one `updated` second, deeper than the sandbox lets an offset reach
+    # (FUB enforces `next` past a depth), the last 500 share the next one: two runs of ties longer than a page.
+    sandbox = Sandbox(seed=99, scale=3000, sources=["fub"], webhook_speed=10_000)
+    sandbox["fub"].rate_limits.update({"global": (0, 10.0), "events": (0, 10.0)})
+    ties = 2500
+    assert ties > MAX_OFFSET
+    sandbox["fub"].faults.update({"timestamp_ties": ties})
+    with SandboxServer(sandbox) as server:
+        engine = db.get_engine(database_url)
+        acme = accounts.upsert_account(engine, "fub", "acme", {"api_key": "fub_sandbox_key_acme"})
+        summit = accounts.upsert_account(engine, "fub", "summit", {"api_key": "fub_sandbox_key_summit"})
+        world = FubWorld(sandbox, f"{server.url}/fub", engine, acme, summit)
+        report = world.delta(acme)
+        assert len(world.core_ids(acme)) == sandbox["fub"].counts("acme")["people"] == report.counts.inserted == 3000
+        # The cursor carries on after the tied seconds: the next delta brings exactly what changed since.
+        changed = sandbox["fub"].mutate("acme", "people", updates=3)["updated"]
+        again = world.delta(acme)
+        assert (again.counts.inserted, again.counts.updated, len(changed)) == (0, 3, 3)
+        # A creation window deeper than the limit pages by `next`: the whole history in one window.
+        whole = world.backfill(acme, periods=None)
+        assert (whole.counts.inserted, whole.counts.updated, whole.counts.unchanged) == (0, 0, 3000)
+        with engine.connect() as conn:
+            calls = conn.execute(sa.text("SELECT status_code, request_payload FROM bridge.sync_logs")).all()
+    assert {status for status, _ in calls} == {200}
+    assert not [payload for _, payload in calls if "offset" in ((payload or {}).get("params") or {})]

@@ -18,20 +18,20 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from sync_pipelines.definitions import defs as base_defs
-from sync_pipelines.defs.fub import webhook_definitions
+from sync_pipelines.definitions import defs as DEFS
+from sync_pipelines.defs.fub.declaration import FUB, entity_of, resource_ids
+from sync_pipelines.defs.fub.declaration import verify as verify_fub
 from sync_pipelines.defs.fub.entities import SPECS
 from sync_pipelines.defs.fub.resources import FubResource
-from sync_pipelines.defs.fub.webhook_sensor import coalesce, entity_of, fub_webhook_sensor, resource_ids
 from sync_pipelines.lib import accounts, db, webhooks
 from sync_pipelines.lib.accounts import Account
+from sync_pipelines.lib.integration.webhook_jobs import coalesce
 from sync_pipelines.lib.load import LoadContext, load_batch
 from sync_pipelines.lib.resources import WarehouseResource
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 from sync_pipelines.sandbox.fub import SYSTEM, SYSTEM_KEY
 from sync_pipelines.webhooks_app import ReceiverServer
 
-DEFS = dg.Definitions.merge(base_defs, webhook_definitions.defs)
 JOB = "fub_webhook_apply"
 
 
@@ -67,7 +67,7 @@ class World:
 
     def tick(self) -> dg.SensorResult:
         context = dg.build_sensor_context(instance=self.instance, resources={"warehouse": WarehouseResource()})
-        return fub_webhook_sensor(context)
+        return DEFS.resolve_sensor_def("fub_webhook_events")(context)
 
     def run(self, request: dg.RunRequest, ok: bool = True) -> dg.ExecuteInProcessResult:
         result = DEFS.resolve_job_def(JOB).execute_in_process(
@@ -282,13 +282,24 @@ def test_a_deleted_event_soft_deletes_the_core_row(world: World) -> None:
     assert world.events()[0]["status"] == "completed"
 
 
+def test_fub_signature_is_hmac_sha256_over_base64_of_the_body() -> None:
+    body = b'{"event":"peopleCreated","resourceIds":[1]}'
+    good = hmac.new(b"sys-key", base64.b64encode(body), hashlib.sha256).hexdigest()
+    assert verify_fub(body, {"FUB-Signature": good}, "sys-key")
+    assert verify_fub(body, {"fub-signature": good.upper()}, "sys-key")
+    assert not verify_fub(body + b" ", {"FUB-Signature": good}, "sys-key")
+    assert not verify_fub(body, {"FUB-Signature": good}, "other")
+    assert not verify_fub(body, {}, "sys-key")
+    assert not verify_fub(body, {"FUB-Signature": good}, "")
+
+
 def test_event_parsing_helpers() -> None:
     assert entity_of("peopleStageUpdated") == "people" and entity_of("stageCreated") == "stages"
     assert entity_of("textMessagesUpdated") == "text_messages" and entity_of("peopleRelationshipCreated") is None
     assert entity_of("notesCreated") is None and entity_of(None) is None
     assert resource_ids({"resourceIds": [1, 2]}) == ["1", "2"]
     assert resource_ids({"uri": "https://api.followupboss.com/v1/people?id=3,4"}) == ["3", "4"]
-    assert coalesce([]) == []
+    assert coalesce(FUB, []) == []
 
 
 def test_definitions_wire_the_sensor_and_job_as_specified() -> None:
@@ -305,13 +316,7 @@ def test_definitions_wire_the_sensor_and_job_as_specified() -> None:
 # -- with a running daemon ---------------------------------------------------------------------
 
 DAEMON_DEFS = """
-import dagster as dg
-
-from sync_pipelines import definitions
-from sync_pipelines.defs.fub import webhook_definitions
-
-# The project's definitions with the webhook sensor and job (merging the same objects twice is harmless).
-defs = dg.Definitions.merge(definitions.defs, webhook_definitions.defs)
+from sync_pipelines.definitions import defs
 """
 
 

@@ -1,5 +1,6 @@
-"""Follow Up Boss syncs as plain functions: backfill of creation months, delta since the cursor,
-reconciliation counts. Dagster assets, schedules, sensors and the CLI all call these."""
+"""An integration's syncs as plain functions: backfill of creation months (or whole lists), delta since the
+cursor, reconciliation counts, DLQ refetch. The assets, schedules, sensors and the CLI built from a declaration
+all call these; nothing here names a source."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from sync_pipelines.defs.fub.client import DONE, FubClient, fmt_time, parse_time
-from sync_pipelines.defs.fub.entities import COLLECTIONS, INTEGRATION, REFERENCE_ENTITIES, SPECS
 from sync_pipelines.lib import accounts as account_store
 from sync_pipelines.lib import db, mappings, state
 from sync_pipelines.lib.accounts import Account
-from sync_pipelines.lib.http import AuthError, CallLog, CallStats
+from sync_pipelines.lib.http import ApiClient, AuthError, CallLog, CallStats
+from sync_pipelines.lib.integration.declaration import Integration, SourceClient
+from sync_pipelines.lib.integration.paging import DONE
 from sync_pipelines.lib.load import (
     BatchCounts,
     CompleteReadOutcome,
+    EntitySpec,
     LoadContext,
     read_cursor,
     read_records_synced,
@@ -63,7 +65,7 @@ class SyncReport:
         }
 
 
-ClientFactory = Callable[[Account], FubClient]
+ClientFactory = Callable[[Account], ApiClient]
 
 
 def contiguous_ranges(periods: list[str]) -> list[tuple[str, str]]:
@@ -90,32 +92,41 @@ def _months(first: str, last: str) -> list[str]:
 
 
 def month_window(period: str) -> tuple[datetime, datetime]:
-    """(createdAfter, createdBefore) selecting exactly the month `YYYY-MM` (FUB's bounds are strict)."""
+    """(created after, created before) selecting exactly the month `YYYY-MM`, both bounds strict (as FUB's
+    are; a client whose source takes inclusive bounds adjusts them)."""
     start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
     end = (start + timedelta(days=32)).replace(day=1)
     return start - timedelta(seconds=1), end
 
 
-def _ensure_mappings(engine: sa.Engine, entity: str) -> None:
+def _ensure_mappings(engine: sa.Engine, integration: Integration, entity: str) -> None:
     with engine.begin() as conn:
-        mappings.seed_defaults(conn, INTEGRATION, entity, SPECS[entity].mappings)
+        mappings.seed_defaults(conn, integration.name, entity, integration.specs[entity].mappings)
 
 
-def _context(account: Account, sync_type: str, run_id: str | None, period: str | None) -> LoadContext:
-    return LoadContext(INTEGRATION, account.id, sync_type, run_id, period, SPECS)
+def _context(
+    integration: Integration, account: Account, sync_type: str, run_id: str | None, period: str | None
+) -> LoadContext:
+    return LoadContext(integration.name, account.id, sync_type, run_id, period, integration.specs)
 
 
 def call_log_for(engine: sa.Engine, account: Account) -> CallLog:
-    return CallLog(engine.url, INTEGRATION, account.id)
+    return CallLog(engine.url, account.integration, account.id)
 
 
-def refetcher(client: FubClient, entity: str) -> Callable[[list[str]], list[dict]]:
+def _source(client: ApiClient) -> SourceClient:
+    return client  # type: ignore[return-value]  # every integration's client implements the protocol
+
+
+def refetcher(integration: Integration, client: ApiClient, entity: str) -> Callable[[list[str]], list[dict]]:
     """Records of `entity` by id, for `dlq retry --refetch`."""
-    return lambda ids: client.fetch_ids(COLLECTIONS[entity], ids)
+    source = integration.entity(entity).source
+    return lambda ids: _source(client).fetch_ids(source, ids)
 
 
 def backfill(
     engine: sa.Engine,
+    integration: Integration,
     client_for: ClientFactory,
     account: Account,
     entity: str,
@@ -129,17 +140,19 @@ def backfill(
     A month read from its start also soft-deletes the core rows the source no longer has. A month resumed
     after a crash only upserts: its deletions are found by the next full read.
     """
-    spec = SPECS[entity]
+    declared = integration.entity(entity)
+    spec = declared.spec
     report = SyncReport(entity, account.name, periods=list(periods or []))
-    _ensure_mappings(engine, entity)
+    _ensure_mappings(engine, integration, entity)
     client = client_for(account)
-    job_id = state.start_job(engine, job_type="backfill", integration=INTEGRATION, account_id=account.id,
+    source = _source(client)
+    job_id = state.start_job(engine, job_type="backfill", integration=integration.name, account_id=account.id,
                              entity_type=entity, period_key=",".join(periods or []) or None,
                              dagster_run_id=dagster_run_id)  # fmt: skip
     # Contiguous months are one stream (one creation window): a 5-year backfill is a handful of
     # transactions per 2,000 records, not one per month.
     windows: list[tuple[str, str] | None] = (
-        [None] if entity in REFERENCE_ENTITIES or not periods else contiguous_ranges(periods)
+        [None] if not declared.by_period or not periods else contiguous_ranges(periods)
     )
     try:
         # Two connections: one batch is staged while the one before it is upserted (see run_pages).
@@ -151,12 +164,12 @@ def backfill(
             for window in windows:
                 label = f"{window[0]}..{window[1]}" if window else "all"
                 cursor_key = f"{entity}@backfill:{label}"
-                resume = read_cursor(conn, INTEGRATION, account.id, cursor_key)
+                resume = read_cursor(conn, integration.name, account.id, cursor_key)
                 fresh = resume in (None, DONE)
                 after, before = (month_window(window[0])[0], month_window(window[1])[1]) if window else (None, None)
                 period = window[0] if window and window[0] == window[1] else None
-                pages = client.window_pages(COLLECTIONS[entity], after, before, None if fresh else resume)
-                ctx = _context(account, "realtime", dagster_run_id, period)
+                pages = source.window_pages(declared.source, after, before, None if fresh else resume)
+                ctx = _context(integration, account, "realtime", dagster_run_id, period)
                 done_before = report.counts.fetched
 
                 def batch_done(partial: SyncResult, done_before: int = done_before) -> None:
@@ -166,7 +179,7 @@ def backfill(
                         on_batch(partial)
 
                 # A resumed pass counts on from what its cursor already covered.
-                records_before = 0 if fresh else read_records_synced(conn, INTEGRATION, account.id, cursor_key)
+                records_before = 0 if fresh else read_records_synced(conn, integration.name, account.id, cursor_key)
                 result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client, on_batch=batch_done,
                                    second=second, records_before=records_before)  # fmt: skip
                 report.absorb(result)
@@ -181,7 +194,8 @@ def backfill(
                         report.soft_delete_skipped.append(f"{label}: {closed.skipped_reason}")
                 state.progress(engine, job_id, processed=report.counts.fetched,
                                stored=report.counts.inserted + report.counts.updated)  # fmt: skip
-            report.dlq_resolved += retry_failed(conn, spec, _context(account, "realtime", dagster_run_id, None))[0]
+            ctx = _context(integration, account, "realtime", dagster_run_id, None)
+            report.dlq_resolved += retry_failed(conn, spec, ctx)[0]
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
         state.finish_job(engine, job_id, error=exc)
@@ -199,6 +213,7 @@ def backfill(
 
 def delta(
     engine: sa.Engine,
+    integration: Integration,
     client_for: ClientFactory,
     account: Account,
     entity: str,
@@ -207,31 +222,34 @@ def delta(
     overlap: timedelta = timedelta(seconds=5),
 ) -> SyncReport:
     """Everything updated since this account's cursor; idempotent, so overlaps and reruns change nothing."""
-    spec = SPECS[entity]
+    declared = integration.entity(entity)
+    spec = declared.spec
     report = SyncReport(entity, account.name)
-    _ensure_mappings(engine, entity)
+    _ensure_mappings(engine, integration, entity)
     client = client_for(account)
+    source = _source(client)
     cursor_key = f"{entity}@delta"
+    ctx = _context(integration, account, "realtime", dagster_run_id, None)
     try:
         with (
             client.logging_calls(call_log_for(engine, account), entity),
             db.raw_connection(engine.url, autocommit=True) as conn,
         ):
-            cursor = read_cursor(conn, INTEGRATION, account.id, cursor_key)
-            since = parse_time(cursor) if cursor else _newest_in_core(conn, account, entity)
-            pages = client.updated_pages(COLLECTIONS[entity], since, overlap)
-            synced_before = read_records_synced(conn, INTEGRATION, account.id, cursor_key)
-            result = run_pages(conn, spec, _context(account, "realtime", dagster_run_id, None), pages,
-                               cursor_key=cursor_key, client=client, records_before=synced_before)  # fmt: skip
+            cursor = read_cursor(conn, integration.name, account.id, cursor_key)
+            since = parse_time(cursor) if cursor else _newest_in_core(conn, spec, account)
+            pages = source.updated_pages(declared.source, since, overlap)
+            synced_before = read_records_synced(conn, integration.name, account.id, cursor_key)
+            result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client,
+                               records_before=synced_before)  # fmt: skip
             report.absorb(result)
-            report.dlq_resolved += retry_failed(conn, spec, _context(account, "realtime", dagster_run_id, None))[0]
+            report.dlq_resolved += retry_failed(conn, spec, ctx)[0]
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
-        _record_error(engine, account, cursor_key, exc)
+        _record_error(engine, integration, account, cursor_key, exc)
         raise
     except Exception as exc:
         # Not the account's fault (a 5xx storm, a timeout): it stays active, and `status` shows the reason.
-        _record_error(engine, account, cursor_key, exc)
+        _record_error(engine, integration, account, cursor_key, exc)
         raise
     finally:
         report.stats = client.stats
@@ -239,22 +257,32 @@ def delta(
     return report
 
 
-def _record_error(engine: sa.Engine, account: Account, cursor_key: str, exc: Exception) -> None:
+def _record_error(
+    engine: sa.Engine, integration: Integration, account: Account, cursor_key: str, exc: Exception
+) -> None:
     with db.raw_connection(engine.url, autocommit=True) as conn:
-        record_sync_error(conn, INTEGRATION, account.id, cursor_key, f"{type(exc).__name__}: {exc}")
+        record_sync_error(conn, integration.name, account.id, cursor_key, f"{type(exc).__name__}: {exc}")
 
 
-def _newest_in_core(conn: object, account: Account, entity: str) -> datetime:
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def fmt_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest_in_core(conn: object, spec: EntitySpec, account: Account) -> datetime:
     """A first delta starts from what a backfill already brought in, not from the beginning of time."""
-    core = SPECS[entity].core
+    core = spec.core
     row = conn.execute(  # type: ignore[attr-defined]
         f"SELECT max(_source_updated_at) FROM {core.schema}.{core.name} WHERE account_id = %s", (account.id,)
     ).fetchone()
     return row[0] if row and row[0] else datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def warehouse_count(engine: sa.Engine, account: Account, entity: str, period: str | None) -> int:
-    core = SPECS[entity].core
+def warehouse_count(engine: sa.Engine, spec: EntitySpec, account: Account, period: str | None) -> int:
+    core = spec.core
     query = sa.select(sa.func.count()).where(core.c.account_id == account.id, core.c.deleted_at.is_(None))
     if period:
         query = query.where(core.c.period_key == period)
@@ -263,22 +291,29 @@ def warehouse_count(engine: sa.Engine, account: Account, entity: str, period: st
 
 
 def reconcile(
-    engine: sa.Engine, client_for: ClientFactory, account: Account, entity: str, periods: list[str] | None
+    engine: sa.Engine,
+    integration: Integration,
+    client_for: ClientFactory,
+    account: Account,
+    entity: str,
+    periods: list[str] | None,
 ) -> list[dict[str, object]]:
-    """Source total vs warehouse count per period (the seeds' FUB-vs-AD counts)."""
+    """Source total vs warehouse count per period (the seeds' FUB-vs-AD counts). A source that reports no
+    total for a list gives None, which the check reports as unchecked rather than as a mismatch."""
+    declared = integration.entity(entity)
     client = client_for(account)
     rows = []
     with client.logging_calls(call_log_for(engine, account), entity):
-        for period in [None] if entity in REFERENCE_ENTITIES or not periods else periods:
+        for period in [None] if not declared.by_period or not periods else periods:
             after, before = month_window(period) if period else (None, None)
-            source = client.total(COLLECTIONS[entity], after, before)
-            warehouse = warehouse_count(engine, account, entity, period)
+            source = _source(client).total(declared.source, after, before)
+            warehouse = warehouse_count(engine, declared.spec, account, period)
             rows.append({"account": account.name, "period": period or "all", "source": source,
                          "warehouse": warehouse})  # fmt: skip
     return rows
 
 
-def orphan_children(engine: sa.Engine, max_age: timedelta) -> int:
+def orphan_children(engine: sa.Engine, integration: str, max_age: timedelta) -> int:
     """Children still waiting for their parent after `max_age`."""
     with engine.connect() as conn:
         return int(
@@ -287,9 +322,9 @@ def orphan_children(engine: sa.Engine, max_age: timedelta) -> int:
                     "SELECT count(*) FROM bridge.pending_children WHERE integration = :i AND status = 'pending' "
                     "AND created_at < now() - make_interval(secs => :age)"
                 ),
-                {"i": INTEGRATION, "age": max_age.total_seconds()},
+                {"i": integration, "age": max_age.total_seconds()},
             ).scalar_one()
         )
 
 
-__all__ = ["backfill", "delta", "fmt_time", "month_window", "reconcile"]
+__all__ = ["backfill", "delta", "fmt_time", "month_window", "parse_time", "reconcile"]

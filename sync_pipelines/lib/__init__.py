@@ -1,0 +1,1 @@
+"""Shared machinery: database, schema, HTTP, load path, state, DLQ, webhooks. Names no integration."""

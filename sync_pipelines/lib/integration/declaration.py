@@ -1,0 +1,144 @@
+"""What an integration is, declared once: its entities, how they are read, partitioned and kept current, its
+client resource, its webhooks. Every builder in this package (assets, partitions, checks, sensors, schedules,
+webhook jobs, CLI commands, the demo) reads a declaration and names no source of its own.
+
+The vocabulary follows dlt's `rest_api` where it fits: a *resource* per entity, a *paginator* per listing
+(lib/integration/paging.py), an *incremental* strategy per entity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from sync_pipelines.lib.accounts import Account
+from sync_pipelines.lib.http import ApiClient
+from sync_pipelines.lib.load import EntitySpec
+from sync_pipelines.lib.sync import Page
+
+
+class Incremental(Enum):
+    """How the delta sync finds what changed."""
+
+    UPDATED_AFTER = "updated_after"  # an updated-after filter, keyset on `updated`, tie-safe restart
+    REWALK = "rewalk"  # no filter: read again, the change guard skips what did not change
+    EVENTS = "events"  # an events feed names what changed
+
+
+class Partitioning(Enum):
+    PERIOD_ACCOUNT = "period_account"  # month of creation x account: the source filters by creation time
+    ACCOUNT = "account"  # account only: a list read whole
+
+
+class SourceClient(Protocol):
+    """What the kit asks of a source's client. `entity` is the entity's `source_name`."""
+
+    def window_pages(
+        self, entity: str, created_after: datetime | None, created_before: datetime | None, resume: str | None
+    ) -> Iterator[Page]: ...
+
+    def updated_pages(self, entity: str, since: datetime, overlap: timedelta) -> Iterator[Page]: ...
+
+    def total(self, entity: str, created_after: datetime | None, created_before: datetime | None) -> int | None: ...
+
+    def fetch_ids(self, entity: str, ids: list[str]) -> list[dict]: ...
+
+
+class ClientResource(Protocol):
+    """The Dagster resource of a source: builds an account's client (credentials from bridge.credentials)."""
+
+    def client_for(self, engine: sa.Engine, account: Account) -> ApiClient: ...
+
+
+@dataclass(frozen=True)
+class Entity:
+    spec: EntitySpec  # tables, field mappings, id and created fields, parent reference
+    partitioning: Partitioning = Partitioning.PERIOD_ACCOUNT
+    incremental: Incremental = Incremental.UPDATED_AFTER
+    source_name: str | None = None  # the source's name for it (a collection, a path key); default: `name`
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.entity
+
+    @property
+    def source(self) -> str:
+        return self.source_name or self.spec.entity
+
+    @property
+    def by_period(self) -> bool:
+        return self.partitioning is Partitioning.PERIOD_ACCOUNT
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one webhook event says changed: records of `entity` to fetch again, and which of them it deleted."""
+
+    entity: str
+    ids: tuple[str, ...]
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """How a source's webhooks are verified, identified and turned into changes."""
+
+    # (raw body, headers, secret) -> signature valid. The receiver answers 401 and stores nothing otherwise.
+    verify: Callable[[bytes, Mapping[str, str], str], bool]
+    # (payload, raw body) -> (event id, event type, resource key): the receiver's dedupe key.
+    identify: Callable[[dict[str, Any], bytes], tuple[str, str | None, str | None]]
+    # A stored event's (type, payload) -> the records it names.
+    changes: Callable[[str | None, dict[str, Any]], list[Change]]
+    # Which stored secrets sign the webhooks, in order of preference, and a fallback for local mode.
+    secret_keys: tuple[str, ...] = ("webhook_secret",)
+    default_secret: Callable[[], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    title: str
+    entities: tuple[Entity, ...]  # in load order: parents first
+    resource: Callable[[], Any]  # the client resource, configured from the environment (a ClientResource)
+    # The same resource pointed at the built-in sandbox served at a root URL (the demo, tests, `make dev`).
+    sandbox_resource: Callable[[str], Any] | None = None
+    credential_fields: tuple[str, ...] = ("api_key",)  # what `accounts add` stores, encrypted
+    period_start: str = "2021-11"
+    delta_cron_env: str = ""  # the env var that overrides the delta schedule's cron
+    delta_cron: str = "*/5 * * * *"
+    pool: str = ""  # the Dagster pool guarding the source's rate limit; default: <name>_api
+    webhooks: Webhooks | None = None
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pool_name(self) -> str:
+        return self.pool or f"{self.name}_api"
+
+    @property
+    def resource_key(self) -> str:
+        return self.name
+
+    @property
+    def specs(self) -> dict[str, EntitySpec]:
+        return {e.name: e.spec for e in self.entities}
+
+    @property
+    def load_order(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entities)
+
+    def entity(self, name: str) -> Entity:
+        for entity in self.entities:
+            if entity.name == name:
+                return entity
+        raise KeyError(f"{self.name} has no entity {name!r}; known: {', '.join(self.load_order)}")
+
+    @property
+    def has_children(self) -> bool:
+        return any(e.spec.parent is not None for e in self.entities)

@@ -1,0 +1,18 @@
+"""The one list of integrations. The CLI, the webhook receiver, the operations layer, the demo and the
+Definitions all read it: adding an integration is its folder under defs/ and one line here."""
+
+from __future__ import annotations
+
+from sync_pipelines.defs.fub.declaration import FUB
+from sync_pipelines.lib.errors import OperatorError
+from sync_pipelines.lib.integration.declaration import Integration
+
+INTEGRATIONS: dict[str, Integration] = {integration.name: integration for integration in (FUB,)}
+
+
+def get(name: str) -> Integration:
+    """The integration called `name`, or an OperatorError naming the ones there are."""
+    try:
+        return INTEGRATIONS[name]
+    except KeyError:
+        raise OperatorError(f"unknown integration {name!r}; known: {', '.join(INTEGRATIONS)}") from None
