@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from sync_pipelines.lib.schema import SCHEMAS, metadata
+from sync_pipelines.warehouse_schema import SCHEMAS, metadata
 
 config = context.config
 

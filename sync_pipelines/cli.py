@@ -263,8 +263,7 @@ def sync_command(
 
     with _instance() as instance:
         if delta:
-            operations.select_accounts(db.get_engine(), declared, list(account_names) or None)
-            ok = operations.run_delta(instance, declared, on_reaped=reaped)
+            ok = operations.run_delta(instance, declared, on_reaped=reaped, account_names=list(account_names) or None)
             click.echo("delta sync " + ("succeeded" if ok else "failed: see `sync-pipelines status`"))
             sys.exit(0 if ok else 1)
         outcomes = operations.sync(
@@ -301,7 +300,7 @@ def status_command() -> None:
         click.echo(
             f"{r['integration'] + '/' + str(r['account']):<16}{r['status']!s:<8}{r['entity']!s:<15}{r['rows']:>9}"
             f"{r['dlq_open']:>6}  {r['delta_cursor'] or '-'} / {r['last_sync_at'] or '-'}"
-            + (f"  account error: {r['error']}" if r["error"] and r["entity"] == "users" else "")
+            + (f"  account error: {r['error']}" if r["error"] and r["first_of_account"] else "")
             + (f"  error: {r['entity_error']}" if r["entity_error"] else "")
         )
 

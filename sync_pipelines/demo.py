@@ -65,14 +65,15 @@ def sync_integration_from_sandbox(url: URL, integration: Integration) -> bool:
         click.echo(f"\n== {integration.title}: sandbox on {base_url} (seed 42, scale {scale}) ==")
         assert integration.sandbox_resource is not None, f"{integration.name} declares no sandbox resource"
         resource = integration.sandbox_resource(server.url)
-        for name, key in simulator.credentials()["accounts"].items():
-            operations.add_account(instance, integration, name, {"api_key": key})
+        for name, given in simulator.credentials()["accounts"].items():
+            secrets = dict(given) if isinstance(given, dict) else {"api_key": given}
+            operations.add_account(instance, integration, name, secrets)
         started = time.monotonic()
         outcomes = operations.sync(instance, integration, resource=resource)
         ok = all(o.success for o in outcomes)
         click.echo(f"backfill: {len(outcomes)} Dagster runs in {time.monotonic() - started:.1f} s "
                    f"({'all succeeded' if ok else 'SOME FAILED'})")  # fmt: skip
-        ok = _print_counts(url, integration, simulator) and ok
+        ok = _print_counts(url, integration, resource) and ok
         ok = operations.rebuild_unified(instance) and ok
         click.echo(f"unified: core.participant and core.contact_log rebuilt: {_unified_counts(url)}")
         sandbox.advance(3600)
@@ -93,18 +94,24 @@ def _unified_counts(url: URL) -> dict[str, int]:
         }
 
 
-def _print_counts(url: URL, integration: Integration, simulator: Any) -> bool:
-    """Each account's and entity's live rows in core against the sandbox's own count; True when all match."""
-    from sync_pipelines import operations
+def _print_counts(url: URL, integration: Integration, resource: Any) -> bool:
+    """Each account's and entity's live rows in core against the total the source itself reports (the
+    reconciliation an operator would run against the real API); True when every reported total matches."""
+    from sync_pipelines.lib import accounts
+    from sync_pipelines.lib.integration import sync
 
-    rows = operations.status_rows(db.get_engine(url), integration.name)
-    click.echo(f"{'account':<10}{'entity':<24}{'sandbox':>9}{'warehouse':>11}  match")
+    engine = db.get_engine(url)
+    click.echo(f"{'account':<12}{'entity':<24}{'source':>9}{'warehouse':>11}  match")
     all_match = True
-    for r in rows:
-        expected = simulator.counts(str(r["account"]))[integration.entity(str(r["entity"])).source]
-        match = expected == r["rows"]
-        all_match &= match
-        click.echo(f"{r['account']!s:<10}{r['entity']!s:<24}{expected:>9}{r['rows']:>11}  {'yes' if match else 'NO'}")
+    for account in accounts.list_accounts(engine, integration.name):
+        client_for = lambda a: resource.client_for(engine, a)  # noqa: E731
+        for entity in integration.load_order:
+            for row in sync.reconcile(engine, integration, client_for, account, entity, None):
+                source, warehouse = row["source"], row["warehouse"]
+                match = "-" if source is None else ("yes" if source == warehouse else "NO")
+                all_match &= match != "NO"
+                click.echo(f"{account.name:<12}{entity:<24}{source if source is not None else '-':>9}"
+                           f"{warehouse:>11}  {match}")  # fmt: skip
     return all_match
 
 

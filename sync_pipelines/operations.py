@@ -75,7 +75,8 @@ class RunOutcome:
 
 def check_entity(integration: Integration, entity: str) -> None:
     if entity not in integration.load_order:
-        raise OperatorError(f"unknown entity {entity!r} of {integration.name}; known: {', '.join(integration.load_order)}")
+        known = ", ".join(integration.load_order)
+        raise OperatorError(f"unknown entity {entity!r} of {integration.name}; known: {known}")
 
 
 def check_period(integration: Integration, period: str) -> None:
@@ -170,10 +171,11 @@ def sync(
 
 
 def rebuild_unified(instance: dg.DagsterInstance) -> bool:
-    from sync_pipelines.defs.core.assets import contact_log, participant
+    from sync_pipelines.defs.core.assets import contact_log, participant, transactions_and_listings
 
     result = dg.materialize(
-        [participant, contact_log], instance=pooled(instance), resources={"warehouse": WarehouseResource()},
+        [participant, contact_log, transactions_and_listings], instance=pooled(instance),
+        resources={"warehouse": WarehouseResource()},
         run_config=QUIET, raise_on_error=False,
     )  # fmt: skip
     return result.success
@@ -190,8 +192,12 @@ def run_delta(
     integration: Integration,
     resource: Any = None,
     on_reaped: Callable[[runs.Reaped], None] | None = None,
+    account_names: list[str] | None = None,
 ) -> bool:
-    """The delta job, in-process; dead runs are reaped first and a signal stops it as in `sync`."""
+    """The delta job, in-process (every account, or those named); dead runs are reaped first and a signal stops
+    it as in `sync`."""
+    if account_names:
+        select_accounts(db.get_engine(), integration, account_names)
     notify = on_reaped or (lambda _reaped: None)
     for reaped in runs.reap_dead_runs(instance):
         notify(reaped)
@@ -200,7 +206,7 @@ def run_delta(
             instance=instance,
             resources={integration.resource_key: resource or integration.resource(), "warehouse": WarehouseResource()},
             raise_on_error=False,
-            run_config=QUIET,
+            run_config={**QUIET, "ops": {f"{integration.name}_delta": {"config": {"accounts": account_names or []}}}},
             tags=runs.process_tags(),
         )
     interrupts.check(STOPPED_AT_LAST_COMMIT)
@@ -242,6 +248,7 @@ def status_rows(engine: sa.Engine, integration_name: str | None = None) -> list[
                 rows.append({
                     "integration": account.integration, "account": account.name, "status": account.status,
                     "error": error, "entity": entity.name, "rows": count, "dlq_open": dlq,
+                    "first_of_account": entity is integration.entities[0],
                     "entity_error": state[2] if state else None,
                     "delta_cursor": state[0] if state else None,
                     "last_sync_at": state[1].isoformat(timespec="seconds") if state and state[1] else None,

@@ -4,10 +4,11 @@ Definitions all read it: adding an integration is its folder under defs/ and one
 from __future__ import annotations
 
 from sync_pipelines.defs.fub.declaration import FUB
+from sync_pipelines.defs.rezen.declaration import REZEN
 from sync_pipelines.lib.errors import OperatorError
 from sync_pipelines.lib.integration.declaration import Integration
 
-INTEGRATIONS: dict[str, Integration] = {integration.name: integration for integration in (FUB,)}
+INTEGRATIONS: dict[str, Integration] = {integration.name: integration for integration in (FUB, REZEN)}
 
 
 def get(name: str) -> Integration:

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sync_pipelines import webhook_sources
 from sync_pipelines.lib import crypto, db, webhooks
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,9 @@ def _declared() -> dict[str, Integration]:
 
 # Sources not yet synced still have their webhooks received and queued (their simulators send them).
 INTEGRATIONS: dict[str, Integration] = {
-    "stripe": Integration("stripe", webhooks.verify_stripe, parse_stripe),
-    "dotloop": Integration("dotloop", webhooks.verify_dotloop, parse_generic, ("webhook_secret", "signing_key")),
-    "lofty": Integration("lofty", webhooks.verify_lofty, parse_generic),
-    "rezen": Integration("rezen", webhooks.verify_rezen, parse_generic),
+    "stripe": Integration("stripe", webhook_sources.verify_stripe, parse_stripe),
+    "dotloop": Integration("dotloop", webhook_sources.verify_dotloop, parse_generic, ("webhook_secret", "signing_key")),
+    "lofty": Integration("lofty", webhook_sources.verify_lofty, parse_generic),
     **_declared(),
 }
 

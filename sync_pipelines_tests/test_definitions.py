@@ -96,9 +96,11 @@ def test_demo_prints_url_without_password_migration_head_and_asset_groups(databa
     result = run_cli("demo", env={"SYNC_DEMO_SCALE": "40"})
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    # Follow Up Boss end to end: every entity of both accounts matches the sandbox.
+    # Every registered integration end to end: every entity of every account matches the total its source reports
+    # (FUB: 2 accounts x 9 entities; reZEN: 2 x the 7 entities whose API reports a total).
     match_lines = [line for line in out.splitlines() if line.rstrip().endswith((" yes", " NO"))]
-    assert len(match_lines) == 18 and all(line.rstrip().endswith("yes") for line in match_lines)
+    assert len(match_lines) == 18 + 14 and all(line.rstrip().endswith("yes") for line in match_lines)
+    assert "== Follow Up Boss" in out and "== reZEN" in out
     assert "after delta" in out
     from sync_pipelines.lib import migrations
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -46,7 +47,6 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-INTEGRATIONS = ("fub", "rezen", "skyslope", "dotloop", "lofty", "stripe", "erp")
 
 ACCOUNT_STATUSES = ("pending", "active", "error", "disabled")
 SYNC_STATE_STATUSES = ("idle", "running", "completed", "error")
@@ -121,7 +121,8 @@ accounts = Table(
     _updated_at(),
     UniqueConstraint("integration", "name"),
     CheckConstraint(_in("status", ACCOUNT_STATUSES), name="status"),
-    CheckConstraint(_in("integration", INTEGRATIONS), name="integration"),
+    # Which integrations exist is the registry's business (sync_pipelines/registry.py); the database's CHECK on
+    # this column (migration 0001) lists the sources known when it was written, widened by a migration if needed.
     schema=BRIDGE,
 )
 
@@ -350,29 +351,6 @@ background_sync_schedule = Table(
     schema=BRIDGE,
 )
 
-erp_sync_state = Table(
-    "erp_sync_state",
-    metadata,
-    _id(),
-    Column("entity_name", Text, nullable=False),
-    Column("source_system", Text, nullable=False),
-    Column("last_sync_rowversion", BigInteger),
-    Column("last_sync_timestamp", DateTime(timezone=True)),
-    Column(
-        "last_batch_id",
-        UUID(as_uuid=True),
-        ForeignKey(f"{BRIDGE}.sync_batches.id", ondelete="SET NULL"),
-    ),
-    _count("rows_synced"),
-    Column("status", Text, nullable=False, server_default=text("'idle'")),
-    Column("error_message", Text),
-    _created_at(),
-    _updated_at(),
-    UniqueConstraint("entity_name", "source_system"),
-    CheckConstraint(_in("status", SYNC_STATE_STATUSES), name="status"),
-    Index("ix_erp_sync_state_entity", "entity_name", "source_system"),
-    schema=BRIDGE,
-)
 
 field_mappings = Table(
     "field_mappings",
@@ -555,80 +533,6 @@ def core_entity_table(name: str, *columns: Column) -> Table:
     )
 
 
-FUB_ENTITIES = (
-    "people",
-    "users",
-    "groups",
-    "stages",
-    "deals",
-    "events",
-    "calls",
-    "text_messages",
-    "appointments",
-)
-for _entity in FUB_ENTITIES:
-    staging_table(f"fub_{_entity}")
-
-core_entity_table(
-    "fub_people",
-    Column("name", Text),
-    Column("first_name", Text),
-    Column("last_name", Text),
-    Column("email", Text),
-    Column("phone", Text),
-    Column("stage", Text),
-    Column("lead_source", Text),
-    Column("price", Numeric(14, 2)),
-    Column("assigned_user_source_id", Text),
-    Column("tags", JSONB),
-)
-core_entity_table(
-    "fub_users", Column("name", Text), Column("email", Text), Column("role", Text), Column("status", Text)
-)
-core_entity_table("fub_groups", Column("name", Text), Column("type", Text))
-core_entity_table("fub_stages", Column("name", Text), Column("order_weight", Integer))
-core_entity_table(
-    "fub_deals",
-    Column("name", Text),
-    Column("stage_source_id", Text),
-    Column("price", Numeric(14, 2)),
-    Column("person_source_id", Text),
-    Column("user_source_id", Text),
-    Column("projected_close_date", DateTime(timezone=True)),
-)
-core_entity_table(
-    "fub_events",
-    Column("person_source_id", Text),
-    Column("type", Text),
-    Column("lead_source", Text),
-    Column("message", Text),
-)
-core_entity_table(
-    "fub_calls",
-    Column("person_source_id", Text),
-    Column("user_source_id", Text),
-    Column("phone", Text),
-    Column("is_incoming", Boolean),
-    Column("duration_seconds", Integer),
-    Column("outcome", Text),
-)
-core_entity_table(
-    "fub_text_messages",
-    Column("person_source_id", Text),
-    Column("user_source_id", Text),
-    Column("message", Text),
-    Column("is_incoming", Boolean),
-)
-core_entity_table(
-    "fub_appointments",
-    Column("person_source_id", Text),
-    Column("user_source_id", Text),
-    Column("title", Text),
-    Column("starts_at", DateTime(timezone=True)),
-    Column("ends_at", DateTime(timezone=True)),
-    Column("location", Text),
-)
-
 # Unified entities across integrations (seed 001's flow): who people are, and every touch with them.
 participant = Table(
     "participant",
@@ -681,50 +585,70 @@ contact_log = Table(
 )
 
 
-ERP_ENTITIES = ("customer_info", "customer_order", "customer_order_line", "inventory_transaction_hist")
-for _entity in ERP_ENTITIES:
-    staging_table(f"erp_{_entity}")
+# ----------------------------------------------------------------------------------------------
+# Unified transactions and listings across integrations (every transaction-management source)
+# ----------------------------------------------------------------------------------------------
 
-core_entity_table(
-    "erp_customer_info",
-    Column("customer_id", Text),
-    Column("name", Text),
-    Column("association_no", Text),
-    Column("country", Text),
-    Column("credit_limit", Numeric(14, 2)),
-    Column("rowversion", BigInteger),
+# One vocabulary for every source's lifecycle (defs/core/transactions.py maps each source's states into it);
+# a state no mapping knows is 'unknown', so a new source state shows up instead of vanishing into NULL.
+UNIFIED_STATUSES = ("active", "pending", "closed", "cancelled", "expired", "unknown")
+
+
+def _unified_table(name: str, *columns: Column) -> Table:
+    """One row per source record: (integration, account, source entity, source id), the common columns typed,
+    a normalised address key that finds one property across systems, and the agent linked to core.participant."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        _integration(),
+        Column(
+            "account_id",
+            UUID(as_uuid=True),
+            ForeignKey(f"{BRIDGE}.accounts.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("source_entity", Text, nullable=False),
+        Column("source_id", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("source_status", Text),
+        Column("price", Numeric(14, 2)),
+        Column("currency", Text),
+        Column("mls_number", Text),
+        Column("street", Text),
+        Column("unit", Text),
+        Column("city", Text),
+        Column("state", Text),
+        Column("zip", Text),
+        Column("address_key", Text),
+        *columns,
+        Column("agent_source_id", Text),
+        Column("agent_email", Text),
+        Column("participant_id", UUID(as_uuid=True), ForeignKey(f"{CORE}.participant.id", ondelete="SET NULL")),
+        Column("created_at_source", DateTime(timezone=True)),
+        Column("source_updated_at", DateTime(timezone=True)),
+        Column("_synced_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+        Column("deleted_at", DateTime(timezone=True)),
+        UniqueConstraint("integration", "account_id", "source_entity", "source_id"),
+        CheckConstraint(_in("status", UNIFIED_STATUSES), name="status"),
+        Index(f"ix_{name}_address_key", "address_key"),
+        # A participant that appears later is linked by email to the rows already here.
+        Index(f"ix_{name}_agent_email", "agent_email"),
+        schema=CORE,
+    )
+
+
+transaction = _unified_table(
+    "transaction",
+    Column("transaction_type", Text),
+    Column("contract_date", Date),
+    Column("expected_close_date", Date),
+    Column("closed_date", Date),
 )
-core_entity_table(
-    "erp_customer_order",
-    Column("order_no", Text),
-    Column("customer_no", Text),
-    Column("contract", Text),
-    Column("wanted_delivery_date", DateTime(timezone=True)),
-    Column("currency_code", Text),
-    Column("state", Text),
-    Column("total_amount", Numeric(14, 2)),
-    Column("rowversion", BigInteger),
+listing = _unified_table(
+    "listing",
+    Column("listed_date", Date),
+    Column("expiration_date", Date),
 )
-core_entity_table(
-    "erp_customer_order_line",
-    Column("order_no", Text),
-    Column("line_no", Integer),
-    Column("rel_no", Text),
-    Column("catalog_no", Text),
-    Column("description", Text),
-    Column("buy_qty_due", Numeric),
-    Column("sale_unit_price", Numeric(14, 2)),
-    Column("state", Text),
-    Column("rowversion", BigInteger),
-)
-core_entity_table(
-    "erp_inventory_transaction_hist",
-    Column("transaction_id", BigInteger),
-    Column("part_no", Text),
-    Column("contract", Text),
-    Column("transaction_code", Text),
-    Column("quantity", Numeric),
-    Column("cost", Numeric(14, 4)),
-    Column("order_no", Text),
-    Column("rowversion", BigInteger),
-)
+# Unified rows find their agent by email: a probe per row, not a scan of every lead.
+Index("ix_participant_email", participant.c.email)

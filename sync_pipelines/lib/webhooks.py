@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +27,6 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 # A claim older than this whose run never finished (daemon or run killed) is taken again.
 CLAIM_LEASE_SECONDS = 600
-STRIPE_TOLERANCE_SECONDS = 300
 
 _COLUMNS = (
     "id, integration, account_id, event_id, event_type, resource_key, payload, status, attempts, max_attempts,"
@@ -322,71 +319,3 @@ def _header(headers: Mapping[str, str], name: str) -> str:
         if key.lower() == wanted:
             return value.strip()
     return ""
-
-
-def _hex_equal(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
-
-
-def verify_stripe(
-    body: bytes,
-    headers: Mapping[str, str],
-    secret: str,
-    *,
-    tolerance: int = STRIPE_TOLERANCE_SECONDS,
-    now: float | None = None,
-) -> bool:
-    """Stripe-Signature `t=<unix>,v1=<hex>[,v1=...]`: HMAC-SHA256 over "t.body"; any v1 may match; the
-    timestamp must be within `tolerance` seconds of now (replay protection)."""
-    given = _header(headers, "Stripe-Signature")
-    if not given or not secret:
-        return False
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in given.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                return False
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    expected = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    matched = False
-    for candidate in candidates:  # no early exit: every candidate is compared
-        matched |= _hex_equal(expected, candidate)
-    return matched
-
-
-def verify_dotloop(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-    """X-DOTLOOP-SIGNATURE: hex HMAC-SHA1 of the raw body with the subscription's signing key."""
-    given = _header(headers, "X-DOTLOOP-SIGNATURE")
-    expected = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return bool(given and secret) and _hex_equal(expected, given)
-
-
-def verify_lofty(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-    """X-Lofty-Signature (our sandbox's convention): hex HMAC-SHA256 of the raw body."""
-    given = _header(headers, "X-Lofty-Signature")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(given and secret) and _hex_equal(expected, given)
-
-
-def verify_rezen(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-    """X-Real-Signature (our sandbox's assumption): `sha256=` + hex HMAC-SHA256 of the raw body."""
-    given = _header(headers, "X-Real-Signature")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(given and secret) and hmac.compare_digest(expected.encode(), given.encode())
-
-
-VERIFIERS = {
-    "stripe": verify_stripe,
-    "dotloop": verify_dotloop,
-    "lofty": verify_lofty,
-    "rezen": verify_rezen,
-}

@@ -5,6 +5,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
+from sync_pipelines import warehouse_schema as _warehouse_schema  # noqa: F401  (every integration's tables)
+from sync_pipelines.defs.rezen import tables as _rezen_tables  # noqa: F401  (puts reZEN's tables on the metadata)
 from sync_pipelines.lib import db, migrations, schema
 
 

@@ -126,3 +126,55 @@ def contact_log_has_no_orphans(warehouse: WarehouseResource) -> dg.AssetCheckRes
             )
         ).scalar_one()
     return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphans": int(orphans)})
+
+
+# Each unified-transaction source's core table, as the asset it is read from.
+TRANSACTION_DEPS = [dg.AssetKey(["rezen", "core", e]) for e in ("transactions", "listings", "agents")]
+SYNCED_THROUGH = "synced_through"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["core", "transaction"],
+            group_name="core",
+            deps=TRANSACTION_DEPS,
+            kinds={"postgres"},
+            owners=["team:data-platform"],
+            description="Every deal from every transaction-management source (reZEN now), one row per source "
+            "record, status in one vocabulary, a normalised address key shared by the same property sold through "
+            "two systems, the agent linked to core.participant by email. Updated from what changed since the "
+            "last update, never rebuilt whole.",
+        ),
+        dg.AssetSpec(
+            ["core", "listing"],
+            group_name="core",
+            deps=TRANSACTION_DEPS,
+            kinds={"postgres"},
+            owners=["team:data-platform"],
+            description="Every listing from every transaction-management source, as core.transaction.",
+        ),
+    ],
+    name="core_transactions_and_listings",
+)
+def transactions_and_listings(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    from datetime import UTC, datetime
+
+    from sync_pipelines.defs.core.transactions import SINCE_OVERLAP, update_unified
+
+    started = datetime.now(UTC)
+    # Where the last update got to, from its own materialization: the next one reads only what changed since.
+    last = context.instance.get_latest_materialization_event(dg.AssetKey(["core", "transaction"]))
+    through = None
+    if last is not None and last.asset_materialization is not None:
+        value = last.asset_materialization.metadata.get(SYNCED_THROUGH)
+        through = datetime.fromisoformat(str(value.value)) if value is not None else None
+    since = through - SINCE_OVERLAP if through else None
+    written = update_unified(warehouse.engine(), since)
+    metadata = {
+        SYNCED_THROUGH: started.isoformat(),
+        "since": since.isoformat() if since else "the beginning",
+        **{k: v for k, v in written.items()},
+    }
+    yield dg.MaterializeResult(asset_key=["core", "transaction"], metadata=metadata)
+    yield dg.MaterializeResult(asset_key=["core", "listing"], metadata=metadata)

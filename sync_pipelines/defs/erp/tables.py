@@ -1,12 +1,24 @@
-"""Staging and core tables of the four ERP (Oracle IFS) entities, on the shared warehouse metadata.
-
-These belong in `lib/schema.py` beside the FUB tables; until they move there, importing this module
-registers them (and does nothing when they are already registered, so the move needs no change here).
-"""
+"""The ERP's own tables on the shared warehouse metadata: staging and core tables of the four Oracle IFS
+entities, and bridge.erp_sync_state (seed 000's rowversion watermark per table). lib/schema.py holds only what
+every integration shares; importing this module registers these."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, Numeric, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import UUID
 
 from sync_pipelines.lib import schema
 
@@ -57,6 +69,38 @@ def _columns() -> dict[str, tuple[Column, ...]]:
             Column("rowversion", BigInteger),
         ),
     }
+
+
+def _sync_state() -> Table:
+    name = f"{schema.BRIDGE}.erp_sync_state"
+    if name in schema.metadata.tables:
+        return schema.metadata.tables[name]
+    return Table(
+        "erp_sync_state",
+        schema.metadata,
+        schema._id(),
+        Column("entity_name", Text, nullable=False),
+        Column("source_system", Text, nullable=False),
+        Column("last_sync_rowversion", BigInteger),
+        Column("last_sync_timestamp", DateTime(timezone=True)),
+        Column(
+            "last_batch_id",
+            UUID(as_uuid=True),
+            ForeignKey(f"{schema.BRIDGE}.sync_batches.id", ondelete="SET NULL"),
+        ),
+        schema._count("rows_synced"),
+        Column("status", Text, nullable=False, server_default=text("'idle'")),
+        Column("error_message", Text),
+        schema._created_at(),
+        schema._updated_at(),
+        UniqueConstraint("entity_name", "source_system"),
+        CheckConstraint(schema._in("status", schema.SYNC_STATE_STATUSES), name="status"),
+        Index("ix_erp_sync_state_entity", "entity_name", "source_system"),
+        schema=schema.BRIDGE,
+    )
+
+
+erp_sync_state = _sync_state()
 
 
 def _register() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sync_pipelines.defs.fub import tables as _tables  # noqa: F401  (registers FUB's tables on the metadata)
 from sync_pipelines.lib import schema
 from sync_pipelines.lib.load import EntitySpec, ParentRef
 from sync_pipelines.lib.mappings import FieldMapping as M

@@ -101,6 +101,19 @@ class Webhooks:
 
 
 @dataclass(frozen=True)
+class Departures:
+    """For entities whose delta re-walks only the part of the list that can still change (open transactions):
+    what core held there before the re-walk, and what to do with the rows the re-walk no longer returned (fetch
+    them by id, load their new state, soft-delete those the source has deleted)."""
+
+    entities: tuple[str, ...]
+    # (connection, entity, account id) -> source ids in the changeable part, read before the re-walk
+    before: Callable[[Any, str, Any], list[str]]
+    # (connection, client, load context, entity, ids before, the re-walk's batch ids) -> BatchCounts
+    close: Callable[[Any, Any, Any, str, list[str], list[Any]], Any]
+
+
+@dataclass(frozen=True)
 class Integration:
     name: str
     title: str
@@ -114,6 +127,9 @@ class Integration:
     delta_cron: str = "*/5 * * * *"
     pool: str = ""  # the Dagster pool guarding the source's rate limit; default: <name>_api
     webhooks: Webhooks | None = None
+    departures: Departures | None = None
+    # Checks of the source's own (the seeds' per-group reconciliations): (integration) -> asset checks.
+    extra_checks: Callable[[Integration], list[Any]] | None = None
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -23,6 +23,8 @@ def build(integration: Integration) -> dg.Definitions:
     jobs: list = [delta, *builders.asset_jobs(integration, assets)]
     sensors: list = [builders.accounts_sensor(integration)]
     checks = [c for c in [builders.orphan_check(integration)] if c is not None]
+    if integration.extra_checks is not None:
+        checks += integration.extra_checks(integration)
     if integration.webhooks is not None:
         hooks = webhook_definitions(integration)
         jobs.append(hooks.job)

@@ -131,7 +131,7 @@ def starting_after(
     limit: int = 100,
     resume: str | None = None,
 ) -> Iterator[Page]:
-    """Stripe's id cursor: `starting_after=<last id>` while `has_more`."""
+    """An id cursor: `starting_after=<last id>` while `has_more` (the billing APIs' style)."""
     state = _state(resume)
     if resume == DONE:
         return
@@ -180,7 +180,7 @@ def scroll_id(
 
 
 def chained(listings: list[tuple[str, Callable[[str | None], Iterator[Page]]]], resume: str | None) -> Iterator[Page]:
-    """Several listings read as one stream (reZEN's lifecycle groups, one listing per parent): the cursor
+    """Several listings read as one stream (one listing per lifecycle group, or per parent): the cursor
     names the listing and that listing's own cursor, so a resumed run skips the listings already read."""
     if resume == DONE:
         return

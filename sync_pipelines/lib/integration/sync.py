@@ -92,8 +92,8 @@ def _months(first: str, last: str) -> list[str]:
 
 
 def month_window(period: str) -> tuple[datetime, datetime]:
-    """(created after, created before) selecting exactly the month `YYYY-MM`, both bounds strict (as FUB's
-    are; a client whose source takes inclusive bounds adjusts them)."""
+    """(created after, created before) selecting exactly the month `YYYY-MM`, both bounds strict; a client whose
+    source takes inclusive bounds adjusts them."""
     start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
     end = (start + timedelta(days=32)).replace(day=1)
     return start - timedelta(seconds=1), end
@@ -237,11 +237,19 @@ def delta(
         ):
             cursor = read_cursor(conn, integration.name, account.id, cursor_key)
             since = parse_time(cursor) if cursor else _newest_in_core(conn, spec, account)
+            departures = (
+                integration.departures if integration.departures and entity in integration.departures.entities else None
+            )
+            before = departures.before(conn, entity, account.id) if departures else []
             pages = source.updated_pages(declared.source, since, overlap)
             synced_before = read_records_synced(conn, integration.name, account.id, cursor_key)
             result = run_pages(conn, spec, ctx, pages, cursor_key=cursor_key, client=client,
                                records_before=synced_before)  # fmt: skip
             report.absorb(result)
+            if departures is not None:
+                closed = departures.close(conn, client, ctx, entity, before, result.batch_ids)
+                report.counts.add(closed)
+                report.soft_deleted += closed.deleted
             report.dlq_resolved += retry_failed(conn, spec, ctx)[0]
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
@@ -298,7 +306,7 @@ def reconcile(
     entity: str,
     periods: list[str] | None,
 ) -> list[dict[str, object]]:
-    """Source total vs warehouse count per period (the seeds' FUB-vs-AD counts). A source that reports no
+    """Source total vs warehouse count per period (the seeds' source-vs-warehouse counts). A source that reports no
     total for a list gives None, which the check reports as unchecked rather than as a mismatch."""
     declared = integration.entity(entity)
     client = client_for(account)

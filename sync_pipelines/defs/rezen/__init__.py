@@ -1,0 +1,1 @@
+"""reZEN (Real Brokerage): transactions, listings, network, revenue share, equity and cap info."""

@@ -1,0 +1,52 @@
+"""The reZEN API as a Dagster resource: the two hosts (arrakis for transactions and revenue share, yenta for
+agents, network and teams) and HTTP behaviour. Per-account API keys live encrypted in bridge.credentials."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from sync_pipelines.defs.rezen.client import (
+    ARRAKIS_URL_ENV,
+    DEFAULT_ARRAKIS_URL,
+    DEFAULT_YENTA_URL,
+    YENTA_URL_ENV,
+    RezenClient,
+)
+from sync_pipelines.lib import accounts
+from sync_pipelines.lib.accounts import Account
+
+
+class RezenResource(dg.ConfigurableResource):
+    """reZEN: the arrakis and yenta base URLs and HTTP behaviour."""
+
+    arrakis_url: str = Field(default=DEFAULT_ARRAKIS_URL, description="https://arrakis.therealbrokerage.com/api/v1")
+    yenta_url: str = Field(default=DEFAULT_YENTA_URL, description="https://yenta.therealbrokerage.com/api/v1")
+    timeout_seconds: float = Field(default=30.0, description="Read timeout of one request")
+    max_attempts: int = Field(default=6, description="Attempts of one request on 5xx, timeouts and broken JSON")
+
+    def client_for(self, engine: sa.Engine, account: Account) -> RezenClient:
+        secrets = accounts.secrets_for(engine, account.id)
+        return RezenClient(
+            self.arrakis_url,
+            self.yenta_url,
+            secrets["api_key"],
+            secrets.get("yenta_id") or None,
+            timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+
+
+def rezen_resource_from_env() -> RezenResource:
+    return RezenResource(
+        arrakis_url=os.environ.get(ARRAKIS_URL_ENV, DEFAULT_ARRAKIS_URL),
+        yenta_url=os.environ.get(YENTA_URL_ENV, DEFAULT_YENTA_URL),
+    )
+
+
+def sandbox_resource(root: str) -> RezenResource:
+    """The built-in sandbox serves both hosts under one root, as path prefixes."""
+    return RezenResource(arrakis_url=f"{root}/rezen/arrakis/api/v1", yenta_url=f"{root}/rezen/yenta/api/v1")
