@@ -7,29 +7,16 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
+from sync_pipelines.cli_errors import fail_cleanly
 from sync_pipelines.lib import db, interrupts
 from sync_pipelines.lib.errors import OperatorError
 
-
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Known operator errors are one clear line on stderr and exit code 2, never a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (db.DatabaseUnreachable, db.ConfigError, OperatorError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_fail_cleanly = fail_cleanly()
 
 
 def _integration(name: str) -> Any:

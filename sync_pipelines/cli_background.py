@@ -6,31 +6,25 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from typing import Any
 
 import click
 
+from sync_pipelines.cli_errors import fail_cleanly
 from sync_pipelines.lib import db, interrupts
 
 # Each chunk commits with its checkpoint; an interrupted chunk rolls back.
 STOPPED = "stopped at the last committed chunk; the next tick resumes from there"
 
 
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Known operator errors are one clear line on stderr and exit code 2, never a traceback."""
+def _source_unreachable() -> type[BaseException]:
+    from sync_pipelines.defs.erp.source import SourceUnreachable
 
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sync_pipelines.defs.erp.source import SourceUnreachable
+    return SourceUnreachable
 
-        try:
-            return fn(*args, **kwargs)
-        except (db.DatabaseUnreachable, db.ConfigError, SourceUnreachable, ValueError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
 
-    return wrapper
+# Bad windows, zones and entity names come back from the background module as ValueError.
+_fail_cleanly = fail_cleanly(_source_unreachable(), ValueError)
 
 
 def _engine() -> Any:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from datetime import UTC, datetime
-from functools import wraps
 from typing import Any
 
 import click
 
+from sync_pipelines.cli_errors import fail_cleanly
 from sync_pipelines.lib import db
 
-
-def _clean_errors(fn: Any) -> Any:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (db.DatabaseUnreachable, db.ConfigError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_clean_errors = fail_cleanly()
 
 
 def _prepare() -> Any:
