@@ -270,3 +270,28 @@ def test_sigkill_halfway_then_a_rerun_is_exact_with_no_duplicate(name: str, data
             "GROUP BY account_id, source_id HAVING count(*) > 1) d"
         )
         assert duplicates == 0
+
+
+def test_every_delta_run_keeps_every_core_asset_fresh(world: World, dagster_instance: dg.DagsterInstance) -> None:
+    from sync_pipelines.lib.integration import builders
+
+    integration = world.integration
+    dagster_instance.add_dynamic_partitions(
+        builders.partitions(integration).accounts.name, [a.name for a in world.accounts]
+    )
+    for entity in integration.entities:
+        spec = defs.resolve_assets_def(dg.AssetKey([integration.name, "core", entity.name])).specs_by_key[
+            dg.AssetKey([integration.name, "core", entity.name])
+        ]
+        assert spec.freshness_policy is not None, entity.name
+    job = defs.resolve_job_def(f"{integration.name}_delta_sync")
+    result = job.execute_in_process(
+        instance=dagster_instance, resources={integration.name: world.resource(), "warehouse": WarehouseResource()}
+    )
+    assert result.success
+    materialized = {(e.asset_key.path[-1], e.partition) for e in result.get_asset_materialization_events()}
+    current = builders.partitions(integration).periods.get_last_partition_key()
+    expected = {
+        (e.name, f"{a.name}|{current}" if e.by_period else a.name) for e in integration.entities for a in world.accounts
+    }
+    assert materialized == expected

@@ -120,6 +120,11 @@ def entity_asset(integration: Integration, entity: Entity) -> dg.AssetsDefinitio
             dg.AssetSpec(
                 core_key,
                 deps=core_deps,
+                # Kept fresh by the delta schedule (each run materializes each account's current partition):
+                # stale means the deltas stopped succeeding.
+                freshness_policy=dg.FreshnessPolicy.time_window(
+                    fail_window=integration.freshness, warn_window=integration.freshness / 2
+                ),
                 description=f"{title} {entity.name}, typed and deduplicated on (account, source id), in {table}. "
                 "Loaded in the same transaction as the staged rows; soft deletes, audit rows, DLQ for bad records."
                 + (f" {entity.description}" if entity.description else ""),
@@ -287,6 +292,8 @@ def delta_job(integration: Integration) -> dg.JobDefinition:
         client_for = lambda a: resource.client_for(engine, a)  # noqa: E731
         chosen = [a for a in accounts.list_accounts(engine, integration.name) if a.name in config.accounts or
                   not config.accounts]  # fmt: skip
+        registered = set(context.instance.get_dynamic_partitions(partitions(integration).accounts.name))
+        current_period = partitions(integration).periods.get_last_partition_key()
         for account in chosen:
             for entity in integration.load_order:
                 try:
@@ -301,10 +308,15 @@ def delta_job(integration: Integration) -> dg.JobDefinition:
                     context.log.error("%s %s/%s failed (%s: %s); the other entities and accounts go on",
                                       integration.name, account.name, entity, type(exc).__name__, exc)  # fmt: skip
                     continue
-                if report.counts.inserted or report.counts.updated or report.counts.failed:
+                # The account's entity is current as of now: a materialization of its current partition (the
+                # month new records land in, or the account's for lists read whole) keeps the asset's freshness.
+                if account.name in registered:
+                    declared = integration.entity(entity)
+                    partition = f"{account.name}|{current_period}" if declared.by_period else account.name
                     context.log_event(
-                        dg.AssetObservation(
+                        dg.AssetMaterialization(
                             asset_key=dg.AssetKey([integration.name, "core", entity]),
+                            partition=partition,
                             metadata={"account": account.name, "sync": "delta", **report.metadata()},
                         )
                     )

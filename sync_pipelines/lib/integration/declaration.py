@@ -125,6 +125,8 @@ class Integration:
     period_start: str = "2021-11"
     delta_cron_env: str = ""  # the env var that overrides the delta schedule's cron
     delta_cron: str = "*/5 * * * *"
+    # How old the newest sync of a core asset may get before the UI shows it stale: three missed deltas.
+    freshness: timedelta = timedelta(minutes=15)
     pool: str = ""  # the Dagster pool guarding the source's rate limit; default: <name>_api
     webhooks: Webhooks | None = None
     departures: Departures | None = None
