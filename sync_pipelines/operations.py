@@ -58,6 +58,8 @@ def add_account(
     for field in integration.credential_fields:
         if not (secrets.get(field) or "").strip():
             raise OperatorError(f"{integration.name} account {name}: {field} is empty; expected the account's {field}")
+    if integration.connect is not None:
+        secrets = integration.connect(integration.resource(), secrets)
     account = accounts.upsert_account(db.get_engine(), integration.name, name, secrets)
     ensure_account_partitions(instance, integration, [name])
     return account

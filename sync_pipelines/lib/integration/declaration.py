@@ -121,7 +121,10 @@ class Integration:
     resource: Callable[[], Any]  # the client resource, configured from the environment (a ClientResource)
     # The same resource pointed at the built-in sandbox served at a root URL (the demo, tests, `make dev`).
     sandbox_resource: Callable[[str], Any] | None = None
-    credential_fields: tuple[str, ...] = ("api_key",)  # what `accounts add` stores, encrypted
+    credential_fields: tuple[str, ...] = ("api_key",)  # what `accounts add` must be given (stored encrypted)
+    # (resource, the secrets `accounts add` was given) -> the secrets to store: e.g. an OAuth authorization code
+    # exchanged for tokens. It raises lib.errors.OperatorError naming what is missing or refused.
+    connect: Callable[[Any, dict[str, str]], dict[str, str]] | None = None
     period_start: str = "2021-11"
     delta_cron_env: str = ""  # the env var that overrides the delta schedule's cron
     delta_cron: str = "*/5 * * * *"
