@@ -208,17 +208,25 @@ def accounts_add(integration: str, name: str, api_key: str | None, secrets: tupl
 
 
 @accounts_group.command("list")
+@click.argument("integration", required=False)
 @_fail_cleanly
-def accounts_list() -> None:
-    """Every account with its status and last error."""
+def accounts_list(integration: str | None) -> None:
+    """Every account (of INTEGRATION, or of all) with its status and last error."""
     import sqlalchemy as sa
 
     from sync_pipelines.lib import schema
 
+    t = schema.accounts
+    query = sa.select(t).order_by(t.c.integration, t.c.name)
+    if integration:
+        query = query.where(t.c.integration == _integration(integration).name)
     prepare()
     with db.get_engine().connect() as conn:
-        for row in conn.execute(sa.select(schema.accounts).order_by(schema.accounts.c.integration)).mappings():
-            click.echo(f"{row['integration']:<9} {row['name']:<20} {row['status']:<8} {row['error'] or ''}")
+        rows = conn.execute(query).mappings().all()
+    if not rows:
+        click.echo(f"no accounts yet: `sync-pipelines accounts add {integration or 'INTEGRATION'} --name NAME`")
+    for row in rows:
+        click.echo(f"{row['integration']:<9} {row['name']:<20} {row['status']:<8} {row['error'] or ''}")
 
 
 @main.command("sync")

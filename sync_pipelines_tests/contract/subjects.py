@@ -21,15 +21,19 @@ class Subject:
     main: str  # the entity with the most records: faults, the DLQ, the kill, reconciliation
     kill_scale: int  # enough of `main` for several 2,000-record batches
     # (simulator, receiver URL, account name) -> the secrets to store beside the API key for webhooks to verify
-    subscribe: Callable[[Any, str, str], dict[str, str]]
+    subscribe: Callable[[Any, str, str], dict[str, str]] | None = None
     # (simulator, account name) -> the source id of a record of `main` to change, and how it is changed
-    change_one: Callable[[Any, str], str]
+    change_one: Callable[[Any, str], str] | None = None
+    # (simulator, account name) -> the secrets `accounts add` would store; default: the simulator's credentials
+    account_secrets: Callable[[Any, str], dict[str, str]] | None = None
 
     @property
     def name(self) -> str:
         return self.integration.name
 
     def secrets(self, simulator: Any, account: str) -> dict[str, str]:
+        if self.account_secrets is not None:
+            return self.account_secrets(simulator, account)
         given = simulator.credentials()["accounts"][account]
         return dict(given) if isinstance(given, dict) else {"api_key": given}
 
