@@ -26,6 +26,8 @@ class Faults:
     webhook_duplicates: int = 0  # every webhook is delivered N extra times
     webhook_out_of_order: bool = False  # webhooks of one step are delivered newest first
     expired_credentials: bool = False  # every issued token or session is already expired
+    session_max_requests: int = 0  # every issued token or session expires after answering N requests (0: off)
+    control_bytes_rate: float = 0.0  # fraction of bulk-feed records served with raw control bytes in their JSON
     revoked_keys: list[str] = field(default_factory=list)  # keys answered with 401 (revoked)
     suspended_accounts: list[str] = field(default_factory=list)  # accounts answered with 403 (expired)
 
@@ -79,3 +81,6 @@ class Faults:
 
     def is_malformed(self, stream: int, record_id: int) -> bool:
         return self.malformed_rate > 0 and Draw(stream ^ 0x5EED, record_id).chance(self.malformed_rate)
+
+    def has_control_bytes(self, stream: int, record_id: int) -> bool:
+        return self.control_bytes_rate > 0 and Draw(stream ^ 0xB17E, record_id).chance(self.control_bytes_rate)

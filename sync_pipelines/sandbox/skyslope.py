@@ -142,6 +142,7 @@ class Session:
     account: str
     access_key: str
     expires: datetime  # wall clock: clients check Expiration against their own clock
+    answered: int = 0  # requests answered with it (the session_max_requests fault)
 
 
 @dataclass
@@ -594,11 +595,18 @@ class SkySlope(Simulator):
         return json_response({"Message": message}, status)
 
     def credentials(self) -> dict[str, Any]:
+        # The client id and secret are the integrator's, the same for every brokerage; each account's entry still
+        # carries them, since a connection needs all four (what `accounts add skyslope` stores).
         return {
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "accounts": {
-                name: {"access_key": a.access_key, "access_secret": a.access_secret}
+                name: {
+                    "access_key": a.access_key,
+                    "access_secret": a.access_secret,
+                    "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET,
+                }
                 for name, a in self.accounts.items()
             },
         }
@@ -659,11 +667,18 @@ class SkySlope(Simulator):
         token = request.headers.get("session", "")
         if not token:
             return None, self.error(401, "Authorization has been denied for this request. Session header missing."), {}
+        wall = datetime.now(UTC)
         with self._sessions_lock:
             session = self.sessions.get(token)
+            if session is not None and session.expires > wall:
+                limit = self.faults.session_max_requests
+                if limit > 0 and session.answered >= limit:
+                    session.expires = wall  # used up: from now on it is an expired session like any other
+                else:
+                    session.answered += 1
         if session is None:
             return None, self.error(401, "Authorization has been denied for this request. Invalid session."), {}
-        if session.expires <= datetime.now(UTC):
+        if session.expires <= wall:
             return None, self.error(401, "Authorization has been denied for this request. Session expired."), {}
         if session.access_key in self.faults.revoked_keys:
             return (
@@ -697,6 +712,17 @@ class SkySlope(Simulator):
 
     def _record_json(self, acct: SkyAccount, entity: str, ids: list[int]) -> bytes:
         """The records as the items of a JSON array (no brackets)."""
+        table = acct.tables[entity]
+        if self.faults.control_bytes_rate > 0:
+            items = [self._record_json_plain(acct, entity, [rid]) for rid in ids]
+            return b",".join(
+                with_control_bytes(item, rid) if self.faults.has_control_bytes(table.stream, rid) else item
+                for rid, item in zip(ids, items, strict=True)
+                if item
+            )
+        return self._record_json_plain(acct, entity, ids)
+
+    def _record_json_plain(self, acct: SkyAccount, entity: str, ids: list[int]) -> bytes:
         table = acct.tables[entity]
         if self.faults.malformed_rate > 0:
             served = [self._serve(acct, entity, r, rid) for rid in ids if (r := table.get(rid)) is not None]
@@ -985,6 +1011,27 @@ class SkySlope(Simulator):
             Route("/api/offices", self.offices),
             Route("/api/offices/{guid}", self.office),
         ]
+
+
+def with_control_bytes(item: bytes, record_id: int) -> bytes:
+    """One bulk-export record with the raw bytes SkySlope's Ruby client strips before parsing the feed (it turns
+    SOH into a line break and SUB into a space, drops NUL and every non-ASCII byte), by record:
+    - SOH between two members, where a line break would be;
+    - SUB for the space in the street and a trailing NUL, inside the `streetAddress` string;
+    - 0x92 before the street (Windows-1252's apostrophe, a C1 control byte in Latin-1), which is not UTF-8.
+    None of them is valid JSON: a strict parser refuses the whole document."""
+    variant = record_id % 3
+    if variant == 0:
+        return item.replace(b",", b",\x01", 1)
+    key = b'"streetAddress":"'
+    start = item.find(key)
+    if start < 0:
+        return item.replace(b",", b",\x01", 1)  # a record without a street (malformed) still gets its byte
+    start += len(key)
+    end = item.index(b'"', start)
+    street = item[start:end]
+    dirty = street.replace(b" ", b"\x1a", 1) + b"\x00" if variant == 1 else b"\x92" + street
+    return item[:start] + dirty + item[end:]
 
 
 def one_line_address(record: dict) -> str:

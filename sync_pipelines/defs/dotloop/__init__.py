@@ -1,0 +1,1 @@
+"""DotLoop on the integration kit (declaration.py)."""

@@ -1,0 +1,1 @@
+"""SkySlope Transaction Management: sales (transactions), listings, users and offices of a brokerage."""
