@@ -280,22 +280,35 @@ def sync_command(
 
 
 @main.command("status")
+@click.option("--integration", help="Only this integration.")
+@click.option("--account", help="Only this account (by name).")
 @_fail_cleanly
-def status_command() -> None:
-    """Per account and entity: rows in core, open DLQ records, delta cursor and last sync."""
+def status_command(integration: str | None, account: str | None) -> None:
+    """Per account and entity: rows in core, open DLQ records, the last sync (started, finished, error) and the
+    delta cursor."""
     from sync_pipelines import operations
 
+    name = _integration(integration).name if integration else None
     prepare()
-    rows = operations.status_rows(db.get_engine())
+    rows = operations.status_rows(db.get_engine(), name)
+    if account:
+        rows = [r for r in rows if r["account"] == account]
+        if not rows:
+            raise OperatorError(
+                f"no account {account!r}{f' of {name}' if name else ''}; see `sync-pipelines accounts list`"
+            )
     if not rows:
         click.echo("no accounts yet: `sync-pipelines accounts add INTEGRATION --name NAME --api-key KEY`")
         return
-    click.echo(f"{'account':<16}{'status':<8}{'entity':<15}{'rows':>9}{'dlq':>6}  delta cursor / last sync")
+    click.echo(
+        f"{'account':<20}{'entity':<24}{'rows':>9}{'dlq':>6}  {'last sync':<10} started -> finished / delta cursor"
+    )
     for r in rows:
         click.echo(
-            f"{r['integration'] + '/' + str(r['account']):<16}{r['status']!s:<8}{r['entity']!s:<15}{r['rows']:>9}"
-            f"{r['dlq_open']:>6}  {r['delta_cursor'] or '-'} / {r['last_sync_at'] or '-'}"
-            + (f"  account error: {r['error']}" if r["error"] and r["first_of_account"] else "")
+            f"{r['integration'] + '/' + str(r['account']):<20}{r['entity']!s:<24}{r['rows']:>9}{r['dlq_open']:>6}  "
+            f"{r['sync_status']!s:<10} {r['last_started_at'] or '-'} -> {r['last_finished_at'] or '-'}"
+            f" / {r['delta_cursor'] or '-'}"
+            + (f"  account {r['status']}: {r['error']}" if r["error"] and r["first_of_account"] else "")
             + (f"  error: {r['entity_error']}" if r["entity_error"] else "")
         )
 

@@ -67,7 +67,7 @@ def sync_integration_from_sandbox(url: URL, integration: Integration) -> bool:
         resource = integration.sandbox_resource(server.url)
         for name, given in simulator.credentials()["accounts"].items():
             secrets = dict(given) if isinstance(given, dict) else {"api_key": given}
-            operations.add_account(instance, integration, name, secrets)
+            operations.add_account(instance, integration, name, secrets, resource=resource)
         started = time.monotonic()
         outcomes = operations.sync(instance, integration, resource=resource)
         ok = all(o.success for o in outcomes)

@@ -49,7 +49,11 @@ def ensure_account_partitions(instance: dg.DagsterInstance, integration: Integra
 
 
 def add_account(
-    instance: dg.DagsterInstance, integration: Integration, name: str, secrets: dict[str, str]
+    instance: dg.DagsterInstance,
+    integration: Integration,
+    name: str,
+    secrets: dict[str, str],
+    resource: Any = None,
 ) -> accounts.Account:
     """Store an account's credentials (encrypted) and add its partition row. Every declared credential must be
     given and non-empty."""
@@ -59,7 +63,7 @@ def add_account(
         if not (secrets.get(field) or "").strip():
             raise OperatorError(f"{integration.name} account {name}: {field} is empty; expected the account's {field}")
     if integration.connect is not None:
-        secrets = integration.connect(integration.resource(), secrets)
+        secrets = integration.connect(resource if resource is not None else integration.resource(), secrets)
     account = accounts.upsert_account(db.get_engine(), integration.name, name, secrets)
     ensure_account_partitions(instance, integration, [name])
     return account
@@ -216,43 +220,72 @@ def run_delta(
 
 
 def status_rows(engine: sa.Engine, integration_name: str | None = None) -> list[dict[str, object]]:
-    """Per account and entity: live rows in core, the delta cursor, the last sync and the account's state."""
-    rows = []
+    """Per account and entity: live rows in core, open DLQ records, the delta cursor, and the entity's last sync
+    (status, started, finished, error: the most recently started of its cursors). Set-based: four queries
+    whatever the number of accounts."""
+    chosen = [i for i in registry.INTEGRATIONS.values() if integration_name in (None, i.name)]
+    if not chosen:
+        return []
+    tables = [(i.name, e.name, e.spec.core) for i in chosen for e in i.entities]
+    live = sa.union_all(*[
+        sa.select(sa.literal(name).label("integration"), sa.literal(entity).label("entity"), t.c.account_id,
+                  sa.func.count().label("n"))
+        .where(t.c.deleted_at.is_(None)).group_by(t.c.account_id)
+        for name, entity, t in tables
+    ])  # fmt: skip
+    st, fr, acc = schema.sync_state, schema.failed_records, schema.accounts
+    names = [i.name for i in chosen]
     with engine.connect() as conn:
-        for account in accounts.list_accounts(engine, integration_name, active_only=False):
-            integration = registry.INTEGRATIONS.get(account.integration)
-            if integration is None:
-                continue
-            error = conn.execute(
-                sa.select(schema.accounts.c.error).where(schema.accounts.c.id == account.id)
-            ).scalar_one()
-            for entity in integration.entities:
-                core = entity.spec.core
-                count = conn.execute(
-                    sa.select(sa.func.count()).where(core.c.account_id == account.id, core.c.deleted_at.is_(None))
-                ).scalar_one()
-                state = conn.execute(
-                    sa.select(
-                        schema.sync_state.c.cursor, schema.sync_state.c.last_sync_at, schema.sync_state.c.error_message
-                    ).where(
-                        schema.sync_state.c.integration == integration.name,
-                        schema.sync_state.c.account_id == account.id,
-                        schema.sync_state.c.entity_type == f"{entity.name}@delta",
-                    )
-                ).first()
-                dlq = conn.execute(
-                    sa.select(sa.func.count()).where(
-                        schema.failed_records.c.account_id == account.id,
-                        schema.failed_records.c.entity_name == entity.name,
-                        schema.failed_records.c.resolved_at.is_(None),
-                    )
-                ).scalar_one()
-                rows.append({
-                    "integration": account.integration, "account": account.name, "status": account.status,
-                    "error": error, "entity": entity.name, "rows": count, "dlq_open": dlq,
-                    "first_of_account": entity is integration.entities[0],
-                    "entity_error": state[2] if state else None,
-                    "delta_cursor": state[0] if state else None,
-                    "last_sync_at": state[1].isoformat(timespec="seconds") if state and state[1] else None,
-                })  # fmt: skip
+        counts = {(r.integration, r.entity, r.account_id): int(r.n) for r in conn.execute(live)}
+        dlq = {
+            (r.integration, r.entity_name, r.account_id): int(r.n)
+            for r in conn.execute(
+                sa.select(fr.c.integration, fr.c.entity_name, fr.c.account_id, sa.func.count().label("n"))
+                .where(fr.c.resolved_at.is_(None), fr.c.integration.in_(names))
+                .group_by(fr.c.integration, fr.c.entity_name, fr.c.account_id)
+            )
+        }
+        states = (
+            conn.execute(
+                sa.select(st).where(st.c.integration.in_(names)).order_by(st.c.last_started_at.asc().nulls_first())
+            )
+            .mappings()
+            .all()
+        )
+        account_rows = (
+            conn.execute(sa.select(acc).where(acc.c.integration.in_(names)).order_by(acc.c.integration, acc.c.name))
+            .mappings()
+            .all()
+        )
+    delta: dict[tuple[str, object, str], Any] = {}
+    latest: dict[tuple[str, object, str], Any] = {}
+    for row in states:  # ordered by start: the last one written per entity is the most recent
+        entity = str(row["entity_type"]).split("@", 1)[0]
+        key = (row["integration"], row["account_id"], entity)
+        latest[key] = row
+        if row["entity_type"] == f"{entity}@delta":
+            delta[key] = row
+    rows: list[dict[str, object]] = []
+    by_name = {i.name: i for i in chosen}
+    for account in account_rows:
+        integration = by_name[account["integration"]]
+        for n, entity in enumerate(integration.entities):
+            key = (integration.name, account["id"], entity.name)
+            last, cursor = latest.get(key), delta.get(key)
+            rows.append({
+                "integration": integration.name, "account": account["name"], "status": account["status"],
+                "error": account["error"], "entity": entity.name, "first_of_account": n == 0,
+                "rows": counts.get((integration.name, entity.name, account["id"]), 0),
+                "dlq_open": dlq.get((integration.name, entity.name, account["id"]), 0),
+                "sync_status": last["status"] if last else "never",
+                "last_started_at": _stamp(last["last_started_at"]) if last else None,
+                "last_finished_at": _stamp(last["last_finished_at"]) if last else None,
+                "entity_error": last["error_message"] if last else None,
+                "delta_cursor": cursor["cursor"] if cursor else None,
+                "last_sync_at": _stamp(cursor["last_sync_at"]) if cursor else None,
+            })  # fmt: skip
     return rows
+
+
+def _stamp(value: object) -> str | None:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else None

@@ -3,12 +3,15 @@ Definitions all read it: adding an integration is its folder under defs/ and one
 
 from __future__ import annotations
 
+from sync_pipelines.defs.dotloop.declaration import DOTLOOP
 from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.defs.rezen.declaration import REZEN
+from sync_pipelines.defs.skyslope.declaration import SKYSLOPE
 from sync_pipelines.lib.errors import OperatorError
 from sync_pipelines.lib.integration.declaration import Integration
 
-INTEGRATIONS: dict[str, Integration] = {integration.name: integration for integration in (FUB, REZEN)}
+# One line per integration; Definitions, the CLI, the receiver and the demo follow this order.
+INTEGRATIONS: dict[str, Integration] = {i.name: i for i in (FUB, REZEN, SKYSLOPE, DOTLOOP)}
 
 
 def get(name: str) -> Integration:

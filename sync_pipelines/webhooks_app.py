@@ -113,7 +113,6 @@ def _declared() -> dict[str, Integration]:
 # Sources not yet synced still have their webhooks received and queued (their simulators send them).
 INTEGRATIONS: dict[str, Integration] = {
     "stripe": Integration("stripe", webhook_sources.verify_stripe, parse_stripe),
-    "dotloop": Integration("dotloop", webhook_sources.verify_dotloop, parse_generic, ("webhook_secret", "signing_key")),
     "lofty": Integration("lofty", webhook_sources.verify_lofty, parse_generic),
     **_declared(),
 }

@@ -97,10 +97,12 @@ def test_demo_prints_url_without_password_migration_head_and_asset_groups(databa
     assert result.returncode == 0, result.stderr
     out = result.stdout
     # Every registered integration end to end: every entity of every account matches the total its source reports
-    # (FUB: 2 accounts x 9 entities; reZEN: 2 x the 7 entities whose API reports a total).
+    # (FUB: 2 accounts x 9 entities; reZEN: 2 x the 7 entities whose API reports a total; SkySlope: 2 x 4;
+    # DotLoop: the 6 totals its API reports).
     match_lines = [line for line in out.splitlines() if line.rstrip().endswith((" yes", " NO"))]
-    assert len(match_lines) == 18 + 14 and all(line.rstrip().endswith("yes") for line in match_lines)
-    assert "== Follow Up Boss" in out and "== reZEN" in out
+    assert len(match_lines) == 18 + 14 + 8 + 6 and all(line.rstrip().endswith("yes") for line in match_lines)
+    for title in ("Follow Up Boss", "reZEN", "SkySlope", "DotLoop"):
+        assert f"== {title}" in out
     assert "after delta" in out
     from sync_pipelines.lib import migrations
 

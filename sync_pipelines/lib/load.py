@@ -287,6 +287,26 @@ def read_records_synced(conn: psycopg.Connection, integration: str, account_id: 
     return int(row[0]) if row and row[0] else 0
 
 
+def mark_sync(
+    conn: psycopg.Connection, integration: str, account_id: uuid.UUID, entity_type: str, *, finished: bool
+) -> None:
+    """A sync of this cursor starts (status running, last_started_at) or finishes (completed, last_finished_at,
+    the error cleared). The cursor itself moves only with the batches it covers."""
+    if finished:
+        change = "status = 'completed', last_finished_at = now(), error_message = NULL"
+    else:
+        change = "status = 'running', last_started_at = now()"
+    conn.execute(
+        f"""
+        INSERT INTO bridge.sync_state (integration, account_id, entity_type, status, last_started_at,
+                                       last_finished_at, updated_at)
+        VALUES (%s, %s, %s, %s, CASE WHEN %s THEN NULL ELSE now() END, CASE WHEN %s THEN now() END, now())
+        ON CONFLICT (integration, account_id, entity_type) DO UPDATE SET {change}, updated_at = now()
+        """,
+        (integration, account_id, entity_type, "completed" if finished else "running", finished, finished),
+    )
+
+
 def record_sync_error(
     conn: psycopg.Connection, integration: str, account_id: uuid.UUID, entity_type: str, message: str
 ) -> None:
@@ -297,7 +317,7 @@ def record_sync_error(
         INSERT INTO bridge.sync_state (integration, account_id, entity_type, status, error_message, updated_at)
         VALUES (%s, %s, %s, 'error', %s, now())
         ON CONFLICT (integration, account_id, entity_type) DO UPDATE
-        SET status = 'error', error_message = EXCLUDED.error_message, updated_at = now()
+        SET status = 'error', error_message = EXCLUDED.error_message, last_finished_at = now(), updated_at = now()
         """,
         (integration, account_id, entity_type, message[:2000]),
     )

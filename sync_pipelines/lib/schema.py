@@ -161,6 +161,9 @@ sync_state = Table(
     _count("records_synced"),
     _created_at(),
     _updated_at(),
+    # When the last sync of this cursor started and finished (migration 0010).
+    Column("last_started_at", DateTime(timezone=True)),
+    Column("last_finished_at", DateTime(timezone=True)),
     UniqueConstraint("integration", "account_id", "entity_type"),
     CheckConstraint(_in("status", SYNC_STATE_STATUSES), name="status"),
     schema=BRIDGE,

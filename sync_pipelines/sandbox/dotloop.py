@@ -1235,6 +1235,9 @@ class DotLoop(Simulator):
                 name: {"account_id": user.account_id, "profile_ids": list(user.profiles)}
                 for name, user in self.users.items()
             },
+            # What `sync-pipelines accounts add dotloop` takes for each user, as the other sources' "accounts" give
+            # their keys: a fresh authorization code on every call (single-use, 10 minutes of sandbox time).
+            "accounts": {name: {"code": self.issue_code(name)} for name in self.users},
         }
 
     def routes(self) -> list[BaseRoute]:

@@ -4,6 +4,7 @@ An integration joins the suite with one entry here; everything else comes from i
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,11 +75,50 @@ def _change_rezen(simulator: Any, account: str) -> str:
     return str(simulator.mutate(account, "transactions", updates=1)["updated"][0])
 
 
+def _secrets_dotloop(simulator: Any, account: str) -> dict[str, str]:
+    from sync_pipelines.defs.dotloop.resources import sandbox_resource
+
+    # What `accounts add dotloop --secret code=...` stores: the sandbox's fresh code for the user, exchanged.
+    given = simulator.credentials()["accounts"][account]
+    connect = registry.INTEGRATIONS["dotloop"].connect
+    assert connect is not None
+    return connect(sandbox_resource(simulator.sandbox.base_url), given)
+
+
+def _subscribe_dotloop(simulator: Any, receiver: str, account: str) -> dict[str, str]:
+    credentials = simulator.credentials()
+    token = requests.post(
+        f"{simulator.base_url}/oauth/token",
+        auth=(credentials["client_id"], credentials["client_secret"]),
+        data={"grant_type": "authorization_code", "code": credentials["accounts"][account]["code"]},
+        timeout=10,
+    ).json()["access_token"]
+    signing_key = secrets.token_hex(16)
+    response = requests.post(
+        f"{simulator.base_url}/public/v2/subscription",
+        json={"targetType": "USER", "targetId": credentials["users"][account]["account_id"],
+              "url": f"{receiver}/webhooks/dotloop/{account}", "signingKey": signing_key, "externalId": account,
+              "eventTypes": ["LOOP_CREATED", "LOOP_UPDATED", "LOOP_MERGED", "LOOP_PARTICIPANT_CREATED",
+                             "LOOP_PARTICIPANT_UPDATED", "LOOP_PARTICIPANT_DELETED", "CONTACT_CREATED",
+                             "CONTACT_UPDATED", "CONTACT_DELETED"]},
+        headers={"Authorization": f"Bearer {token}"}, timeout=10,
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return {"webhook_secret": signing_key}  # we chose it; stored encrypted with the account's tokens
+
+
+def _change_dotloop(simulator: Any, account: str) -> str:
+    return str(simulator.mutate(account, "loops", updates=1)["updated"][0])
+
+
 SUBJECTS: dict[str, Subject] = {
     "fub": Subject(registry.INTEGRATIONS["fub"], scale=200, main="people", kill_scale=8_000,
                    subscribe=_subscribe_fub, change_one=_change_fub),
     "rezen": Subject(registry.INTEGRATIONS["rezen"], scale=60, main="transactions", kill_scale=8_000,
                      subscribe=_subscribe_rezen, change_one=_change_rezen),
+    "skyslope": Subject(registry.INTEGRATIONS["skyslope"], scale=200, main="sales", kill_scale=8_000),
+    "dotloop": Subject(registry.INTEGRATIONS["dotloop"], scale=60, main="loops", kill_scale=8_000,
+                       subscribe=_subscribe_dotloop, change_one=_change_dotloop, account_secrets=_secrets_dotloop),
 }  # fmt: skip
 
 

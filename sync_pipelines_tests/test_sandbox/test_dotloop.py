@@ -653,3 +653,14 @@ def test_admin_api_mutates_and_counts(sandbox: Sandbox) -> None:
     info = requests.get(f"{base}/_sandbox/info").json()["sources"]["dotloop"]
     assert info["credentials"]["client_id"] == CLIENT[0]
     assert info["credentials"]["users"]["acme"]["profile_ids"] == [ACME_PROFILE, ACME_COMPANY]
+
+
+def test_credentials_give_each_user_a_fresh_single_use_code(sandbox: Sandbox) -> None:
+    dl = dotloop(sandbox)
+    first, second = dl.credentials()["accounts"], dl.credentials()["accounts"]
+    assert set(first) == set(dl.users) and first["acme"]["code"] != second["acme"]["code"]
+    exchange = {"grant_type": "authorization_code", "code": first["summit"]["code"]}
+    issued = requests.post(f"{dl.base_url}/oauth/token", auth=CLIENT, data=exchange)
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    assert requests.get(api(sandbox, "account"), headers=bearer).json()["data"]["id"] == 2_000_102
+    assert requests.post(f"{dl.base_url}/oauth/token", auth=CLIENT, data=exchange).status_code == 400

@@ -384,3 +384,27 @@ def test_child_before_parent_then_parent_arrives_at_the_next_step(sandbox: Sandb
     skyslope.mutate("harbor", "users", updates=1)
     listing = http.get(f"{api(sandbox)}/files/listings/{sale['listingGuid']}")
     assert listing.status_code == 200 and listing.json()["value"]["listing"]["status"] == "Active"
+
+
+def test_session_max_requests_fault_expires_each_session_after_that_many_requests(sandbox: Sandbox) -> None:
+    sandbox["skyslope"].faults.update({"session_max_requests": 2})
+    http = session(sandbox)
+    statuses = [http.get(f"{api(sandbox)}/offices").status_code for _ in range(3)]
+    assert statuses == [200, 200, 401]
+    refused = http.get(f"{api(sandbox)}/offices")
+    assert refused.status_code == 401 and "expired" in refused.json()["Message"]
+    assert session(sandbox).get(f"{api(sandbox)}/offices").status_code == 200  # a new login gets a new session
+
+
+def test_control_bytes_fault_puts_raw_bytes_in_the_bulk_feed_only(sandbox: Sandbox) -> None:
+    skyslope = sandbox["skyslope"]
+    http = session(sandbox)
+    skyslope.faults.update({"control_bytes_rate": 0.2})
+    body = http.get(f"{api(sandbox)}/files", params={"createdAfter": "2020-01-01", "type": "sale"}).content
+    assert all(byte in body for byte in (b"\x00", b"\x01", b"\x1a", b"\x92"))
+    with pytest.raises(ValueError):  # neither strict JSON nor UTF-8
+        json.loads(body)
+    again = http.get(f"{api(sandbox)}/files", params={"createdAfter": "2020-01-01", "type": "sale"}).content
+    assert again == body  # the same files, the same bytes, every time
+    guid = walk(http, f"{api(sandbox)}/files/sales", "sales")[0]["saleGuid"]
+    assert http.get(f"{api(sandbox)}/files/sales/{guid}").json()["value"]["sale"]["saleGuid"] == guid

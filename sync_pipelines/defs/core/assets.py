@@ -129,7 +129,11 @@ def contact_log_has_no_orphans(warehouse: WarehouseResource) -> dg.AssetCheckRes
 
 
 # Each unified-transaction source's core table, as the asset it is read from.
-TRANSACTION_DEPS = [dg.AssetKey(["rezen", "core", e]) for e in ("transactions", "listings", "agents")]
+TRANSACTION_DEPS = (
+    [dg.AssetKey(["rezen", "core", e]) for e in ("transactions", "listings", "agents")]
+    + [dg.AssetKey(["skyslope", "core", e]) for e in ("sales", "listings", "users")]
+    + [dg.AssetKey(["dotloop", "core", e]) for e in ("loops", "participants")]
+)
 SYNCED_THROUGH = "synced_through"
 
 

@@ -40,7 +40,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from sync_pipelines.defs.dotloop import unified as dotloop_unified
 from sync_pipelines.defs.rezen.lifecycle import GROUP_STATES
+from sync_pipelines.defs.skyslope import unified as skyslope_unified
 from sync_pipelines.lib import schema
 
 SINCE_OVERLAP = timedelta(minutes=15)
@@ -136,6 +138,10 @@ LISTING_SOURCES: list[UnifiedSource] = [
         columns={**_REZEN_COMMON, "listed_date": "s.listing_date", "expiration_date": "s.listing_expiration_date"},
     ),
 ]
+TRANSACTION_SOURCES.append(UnifiedSource(*skyslope_unified.SALES))
+LISTING_SOURCES.append(UnifiedSource(*skyslope_unified.LISTINGS))
+TRANSACTION_SOURCES.append(UnifiedSource(*dotloop_unified.TRANSACTIONS))
+LISTING_SOURCES.append(UnifiedSource(*dotloop_unified.LISTINGS))
 SOURCES = {"transaction": TRANSACTION_SOURCES, "listing": LISTING_SOURCES}
 
 

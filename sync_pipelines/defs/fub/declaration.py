@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from sync_pipelines.defs.fub.entities import COLLECTIONS, LOAD_ORDER, REFERENCE_ENTITIES, SPECS
-from sync_pipelines.defs.fub.resources import FubResource, fub_resource_from_env
 from sync_pipelines.lib.integration.declaration import Change, Entity, Integration, Partitioning, Webhooks
 from sync_pipelines.lib.webhooks import body_hash, header
 
@@ -79,9 +78,23 @@ def identify(payload: dict[str, Any], body: bytes) -> tuple[str, str | None, str
     return str(event_id) if event_id else body_hash(body), event if isinstance(event, str) else None, key
 
 
+# The resource is imported where it is built: the engine (lib/integration/sync.py) and the declaration stay free
+# of Dagster, so a process that only syncs (a benchmark, a child of a test) does not load it.
+def resource() -> Any:
+    from sync_pipelines.defs.fub.resources import fub_resource_from_env
+
+    return fub_resource_from_env()
+
+
+def sandbox_resource(root: str) -> Any:
+    from sync_pipelines.defs.fub.resources import FubResource
+
+    return FubResource(base_url=f"{root}/fub")
+
+
 def default_secret() -> str | None:
     # FUB signs with the system's X-System-Key: the one the resource is configured with.
-    configured = os.environ.get("SYNC_FUB_SYSTEM_KEY") or fub_resource_from_env().system_key
+    configured = os.environ.get("SYNC_FUB_SYSTEM_KEY") or resource().system_key
     return configured if isinstance(configured, str) else None
 
 
@@ -96,8 +109,8 @@ FUB = Integration(
         )
         for entity in LOAD_ORDER
     ),
-    resource=fub_resource_from_env,
-    sandbox_resource=lambda root: FubResource(base_url=f"{root}/fub"),
+    resource=resource,
+    sandbox_resource=sandbox_resource,
     credential_fields=("api_key",),
     period_start="2021-11",
     delta_cron_env="SYNC_FUB_DELTA_CRON",

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sync_pipelines.defs.rezen import lifecycle, webhooks
-from sync_pipelines.defs.rezen.checks import lifecycle_checks
 from sync_pipelines.defs.rezen.entities import INCREMENTAL, LOAD_ORDER, PARTITIONING, SPECS
-from sync_pipelines.defs.rezen.resources import rezen_resource_from_env, sandbox_resource
 from sync_pipelines.lib.integration.declaration import Departures, Entity, Integration, Webhooks
+
+
+# Dagster is imported where a resource or a check is built, not by the declaration (see defs/fub/declaration.py).
+def resource() -> Any:
+    from sync_pipelines.defs.rezen.resources import rezen_resource_from_env
+
+    return rezen_resource_from_env()
+
+
+def sandbox_resource(root: str) -> Any:
+    from sync_pipelines.defs.rezen import resources
+
+    return resources.sandbox_resource(root)
+
+
+def lifecycle_checks(integration: Integration) -> list[Any]:
+    from sync_pipelines.defs.rezen import checks
+
+    return checks.lifecycle_checks(integration)
+
 
 REZEN = Integration(
     name="rezen",
@@ -15,7 +35,7 @@ REZEN = Integration(
         Entity(SPECS[entity], partitioning=PARTITIONING[entity], incremental=INCREMENTAL[entity])
         for entity in LOAD_ORDER
     ),
-    resource=rezen_resource_from_env,
+    resource=resource,
     sandbox_resource=sandbox_resource,
     credential_fields=("api_key",),
     period_start="2021-11",

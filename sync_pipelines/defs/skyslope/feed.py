@@ -22,11 +22,12 @@ so one bad byte would fail every retry of the window. The rule (`readable_feed`)
    UTF-8) is left as it is: the common case costs one scan.
 2. A document that ends before its array closes is truncated: it is left as it is, and the HTTP layer retries it
    like any truncated page.
-3. Otherwise the document is split into its records (a scan that follows strings and nesting, so no byte inside a
-   string can split one), and each record is read on its own: NUL is dropped (Postgres cannot store it anyway),
-   SOH becomes a line break and SUB a space, as SkySlope's own client does; a control character left inside a
-   string is read as the character it is (JSON only asks that it be escaped). Non-ASCII text is kept: stripping
-   it, as the Ruby client does, would destroy every accented name.
+3. Otherwise its bytes are read as SkySlope's own client reads them: NUL is dropped (Postgres cannot store it
+   anyway), SOH becomes a line break and SUB a space; a control character left inside a string is read as the
+   character it is (JSON only asks that it be escaped). Non-ASCII text is kept: stripping it, as the Ruby client
+   does, would destroy every accented name. The whole document is read so in one pass; if that fails (a record's
+   structure is broken), it is split into its records (a scan that follows strings and nesting, so no byte
+   inside a string can split one) and each is read on its own.
 4. A record that still cannot be read (bytes that are not UTF-8, such as Windows-1252's 0x92, or a broken
    structure) becomes a stand-in carrying its GUID when one can be found in its text, its text itself and the
    reason. The load path sends it to the DLQ (its `_created` says why it cannot be read), every other record of the
@@ -195,13 +196,39 @@ def _read_item(raw: bytes, kind: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else _unreadable(raw, "not a JSON object", kind)
 
 
+def _checked(record: Any, kind: str | None) -> Any:
+    """A record of a leniently parsed document, or its stand-in when it holds bytes that are not UTF-8 (decoded as
+    lone surrogates, which orjson refuses to write)."""
+    if not isinstance(record, dict):
+        return _unreadable(orjson.dumps(record), "not a JSON object", kind)
+    try:
+        orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        text = json.dumps(record, ensure_ascii=False)
+        at = next(i for i, char in enumerate(text) if "\udc80" <= char <= "\udcff")
+        raw = text.encode("utf-8", "surrogateescape")
+        return _unreadable(raw, f"not UTF-8: byte 0x{ord(text[at]) - 0xDC00:02x} at {at}", kind)
+    return record
+
+
 def readable_feed(body: bytes, kind: str | None = None) -> bytes | None:
     """The bulk-export document rewritten as valid JSON when raw control bytes (or bytes that are not UTF-8) make it
     unreadable, with each record that still cannot be read replaced by a stand-in for the DLQ; None when the
     document needs nothing (clean, or truncated: the HTTP layer retries that). `kind` is the `type` asked for
-    (sale, listing): the stand-in's kind when the record's own text does not say."""
+    (sale, listing): the stand-in's kind when the record's own text does not say.
+
+    The whole document is first read in one go (C speed: SkySlope's byte mapping, then a lenient parse that keeps
+    bytes that are not UTF-8 as lone surrogates, so only the records holding them become stand-ins). Only when that
+    fails, because a record's structure is broken, is it split and read record by record."""
     if not _suspect(body):
         return None
+    mapped = body.replace(b"\x00", b"").replace(b"\x01", b"\n").replace(b"\x1a", b" ")
+    try:
+        document = json.loads(mapped.decode("utf-8", "surrogateescape"), strict=False)
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("value"), list):
+        return orjson.dumps({"value": [_checked(record, kind) for record in document["value"]]})
     items = _items(body)
     if items is None:
         return None

@@ -22,6 +22,7 @@ from sync_pipelines.lib.load import (
     CompleteReadOutcome,
     EntitySpec,
     LoadContext,
+    mark_sync,
     read_cursor,
     read_records_synced,
     record_sync_error,
@@ -154,6 +155,7 @@ def backfill(
     windows: list[tuple[str, str] | None] = (
         [None] if not declared.by_period or not periods else contiguous_ranges(periods)
     )
+    current_key: str | None = None  # the window being read, whose cursor row records a failure
     try:
         # Two connections: one batch is staged while the one before it is upserted (see run_pages).
         with (
@@ -163,8 +165,9 @@ def backfill(
         ):
             for window in windows:
                 label = f"{window[0]}..{window[1]}" if window else "all"
-                cursor_key = f"{entity}@backfill:{label}"
+                cursor_key = current_key = f"{entity}@backfill:{label}"
                 resume = read_cursor(conn, integration.name, account.id, cursor_key)
+                mark_sync(conn, integration.name, account.id, cursor_key, finished=False)
                 fresh = resume in (None, DONE)
                 after, before = (month_window(window[0])[0], month_window(window[1])[1]) if window else (None, None)
                 period = window[0] if window and window[0] == window[1] else None
@@ -194,11 +197,19 @@ def backfill(
                         report.soft_delete_skipped.append(f"{label}: {closed.skipped_reason}")
                 state.progress(engine, job_id, processed=report.counts.fetched,
                                stored=report.counts.inserted + report.counts.updated)  # fmt: skip
+                mark_sync(conn, integration.name, account.id, cursor_key, finished=True)
             ctx = _context(integration, account, "realtime", dagster_run_id, None)
             report.dlq_resolved += retry_failed(conn, spec, ctx)[0]
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
         state.finish_job(engine, job_id, error=exc)
+        if current_key is not None:
+            _record_error(engine, integration, account, current_key, exc)
+        raise
+    except Exception as exc:
+        state.finish_job(engine, job_id, error=exc)
+        if current_key is not None:
+            _record_error(engine, integration, account, current_key, exc)
         raise
     except BaseException as exc:
         state.finish_job(engine, job_id, error=exc)
@@ -236,6 +247,7 @@ def delta(
             db.raw_connection(engine.url, autocommit=True) as conn,
         ):
             cursor = read_cursor(conn, integration.name, account.id, cursor_key)
+            mark_sync(conn, integration.name, account.id, cursor_key, finished=False)
             since = parse_time(cursor) if cursor else _newest_in_core(conn, spec, account)
             departures = (
                 integration.departures if integration.departures and entity in integration.departures.entities else None
@@ -251,6 +263,7 @@ def delta(
                 report.counts.add(closed)
                 report.soft_deleted += closed.deleted
             report.dlq_resolved += retry_failed(conn, spec, ctx)[0]
+            mark_sync(conn, integration.name, account.id, cursor_key, finished=True)
     except AuthError as exc:
         account_store.mark_account(engine, account.id, error=f"{exc.status}: {exc.message}")
         _record_error(engine, integration, account, cursor_key, exc)

@@ -185,3 +185,18 @@ def test_cli_adds_an_account_syncs_a_month_through_dagster_and_prints_status(
     assert status.returncode == 0 and "fub/acme" in status.stdout and "people" in status.stdout
     bad = run_cli("sync", "fub", "--entity", "nonsense", env=env)
     assert bad.returncode != 0 and "unknown entity" in bad.stderr
+
+
+def test_status_is_a_constant_number_of_queries_whatever_the_number_of_accounts(database_url: URL) -> None:
+    engine = db.get_engine(database_url)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    counts = []
+    for batch in (3, 60):
+        for n in range(batch):
+            accounts.upsert_account(engine, "fub", f"acct{batch}_{n}", {"api_key": "k"})
+        statements.clear()
+        rows = operations.status_rows(engine)
+        counts.append(len(statements))
+        assert len({r["account"] for r in rows}) == 3 + (batch == 60) * 60
+    assert counts[0] == counts[1] < 10, counts
