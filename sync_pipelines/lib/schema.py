@@ -655,3 +655,5 @@ listing = _unified_table(
 )
 # Unified rows find their agent by email: a probe per row, not a scan of every lead.
 Index("ix_participant_email", participant.c.email)
+# The unified update relinks only the participants that changed since its last run (migration 0011).
+Index("ix_participant_synced_at", participant.c._synced_at)
