@@ -536,6 +536,29 @@ def core_entity_table(name: str, *columns: Column) -> Table:
     )
 
 
+def entity_tables(
+    prefix: str,
+    columns: dict[str, tuple[Column, ...]],
+    indexes: dict[str, dict[str, tuple[str, ...]]] | None = None,
+) -> dict[str, tuple[Table, Table]]:
+    """Staging and core tables (`<prefix><entity>`) of an integration's entities on the shared metadata, each with its
+    typed columns; `indexes` adds, per entity, named indexes on core (`ix_<table>_<name>`). Registering twice returns
+    the tables already there, so a module imported again does not redefine them."""
+    tables: dict[str, tuple[Table, Table]] = {}
+    for entity, typed in columns.items():
+        name = prefix + entity
+        staging = metadata.tables.get(f"{STAGING}.{name}")
+        if staging is None:
+            staging = staging_table(name)
+        core = metadata.tables.get(f"{CORE}.{name}")
+        if core is None:
+            core = core_entity_table(name, *typed)
+            for suffix, names in (indexes or {}).get(entity, {}).items():
+                Index(f"ix_{name}_{suffix}", *(core.c[n] for n in names))
+        tables[entity] = (staging, core)
+    return tables
+
+
 # Unified entities across integrations (seed 001's flow): who people are, and every touch with them.
 participant = Table(
     "participant",

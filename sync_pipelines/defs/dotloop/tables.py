@@ -6,7 +6,7 @@ no-op.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Date, Index, Integer, Numeric, Table, Text
+from sqlalchemy import Boolean, Column, Date, Integer, Numeric, Table, Text
 
 from sync_pipelines.lib import schema
 
@@ -82,28 +82,17 @@ def _columns() -> dict[str, tuple[Column, ...]]:
     }
 
 
-def _register() -> dict[str, tuple[Table, Table]]:
-    tables: dict[str, tuple[Table, Table]] = {}
-    columns = _columns()
-    for entity in ENTITIES:
-        name = PREFIX + entity
-        staging = schema.metadata.tables.get(f"{schema.STAGING}.{name}")
-        if staging is None:
-            staging = schema.staging_table(name)
-        core = schema.metadata.tables.get(f"{schema.CORE}.{name}")
-        if core is None:
-            core = schema.core_entity_table(name, *columns[entity])
-            if entity == "loops":
-                # The unified core.transaction / core.listing read loops incrementally by _synced_at.
-                Index(f"ix_{name}_synced_at", core.c._synced_at)
-            if entity == "participants":
-                # A loop's participants: its agent for the unified rows, and the lists a delta re-read.
-                Index(f"ix_{name}_loop", core.c.account_id, core.c.loop_source_id)
-        tables[entity] = (staging, core)
-    return tables
-
-
-TABLES = _register()
+_COLUMNS = _columns()
+TABLES = schema.entity_tables(
+    PREFIX,
+    {e: _COLUMNS[e] for e in ENTITIES},
+    {
+        # The unified core.transaction / core.listing read loops incrementally by _synced_at.
+        "loops": {"synced_at": ("_synced_at",)},
+        # A loop's participants: its agent for the unified rows, and the lists a delta re-read.
+        "participants": {"loop": ("account_id", "loop_source_id")},
+    },
+)
 
 
 def staging(entity: str) -> Table:

@@ -6,7 +6,7 @@ the tables moved into lib/schema.py later) is a no-op, so the move needs no chan
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Date, Index, Integer, Numeric, Table, Text
+from sqlalchemy import Boolean, Column, Date, Integer, Numeric, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sync_pipelines.lib import schema
@@ -155,24 +155,9 @@ def _columns() -> dict[str, tuple[Column, ...]]:
 SYNCED_INDEXED = ("transactions", "listings")
 
 
-def _register() -> dict[str, tuple[Table, Table]]:
-    tables: dict[str, tuple[Table, Table]] = {}
-    columns = _columns()
-    for entity in ENTITIES:
-        name = PREFIX + entity
-        staging = schema.metadata.tables.get(f"{schema.STAGING}.{name}")
-        if staging is None:
-            staging = schema.staging_table(name)
-        core = schema.metadata.tables.get(f"{schema.CORE}.{name}")
-        if core is None:
-            core = schema.core_entity_table(name, *columns[entity])
-            if entity in SYNCED_INDEXED:
-                Index(f"ix_{name}_synced_at", core.c._synced_at)
-        tables[entity] = (staging, core)
-    return tables
-
-
-TABLES = _register()
+TABLES = schema.entity_tables(
+    PREFIX, {e: _columns()[e] for e in ENTITIES}, {e: {"synced_at": ("_synced_at",)} for e in SYNCED_INDEXED}
+)
 
 
 def staging(entity: str) -> Table:
