@@ -1,0 +1,1 @@
+"""Lofty (formerly Chime), the brokerage's second CRM, on the integration kit."""
