@@ -1,15 +1,17 @@
 """Lofty (formerly Chime) simulator: `/lofty/v1.0/...` with Lofty's auth, paging, errors, limits and webhooks.
 
 `Authorization: token <API_KEY>` (or `Bearer` from the client-credentials grant), int64 lead ids,
-`limit`/`offset` plus a `scrollId` cursor under a `get_metadata` envelope, a per-app 60 s rate window, and
-batched webhooks. Contract, evidence and assumptions: docs/integrations/lofty.md.
+`limit`/`offset` plus a `scrollId` cursor under the `get_metadata` envelope of Lofty's published list-leads example,
+a lead's calls, texts and emails at `/v2.0/leads/{leadId}/activities`, a per-app 60 s rate window, and webhooks
+batched per subscription (listId) and posted to the subscription's callback URL as given: Lofty documents no
+signature, so a receiver authenticates a batch by a secret it put in that URL. Contract, evidence and assumptions:
+docs/integrations/lofty.md.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import math
 import time
@@ -44,7 +46,7 @@ from sync_pipelines.sandbox.store import VirtualTable, Window
 
 VENDOR_ID = 10_234
 CLIENT_ID = "lofty_sandbox_client"
-VENDOR_SECRET = "lofty_sandbox_vendor_secret"  # the OAuth client secret; also keys webhook signatures
+VENDOR_SECRET = "lofty_sandbox_vendor_secret"  # the OAuth client secret
 TOKEN_TTL = 3600
 ALL_SCOPES = frozenset({"leads", "members", "webhooks"})
 MAX_RESULT_WINDOW = 10_000  # offset + limit beyond this must use scrollId
@@ -75,13 +77,17 @@ PROPERTY_TYPES = ("Single Family Home", "Condo", "Townhouse", "Multi-Family", "L
 SORTS = {"default": "id", "createtime": "id", "updatetime": "updated", "lastactivity": "updated"}
 LIST_IDS = range(1, 13)  # 1 Agent Info, 2 Lead Info, ..., 12 Pipeline Change
 LEAD_INFO, PIPELINE_CHANGE, AGENT_INFO = 2, 12, 1
+# A new activity is announced on its channel's list: 6 Call, 7 Email, 8 Text.
+ACTIVITY_LISTS = {"call": 6, "email": 7, "text": 8}
+CHANNELS = ("call", "text", "email")
+CALL_OUTCOMES = ("Connected", "Left Voicemail", "No Answer", "Bad Number")
+EMAIL_EVENTS = ("Sent", "Opened", "Clicked", "Replied")
+# The published list-leads example's metadata says `"collection": "note"` for a list of leads; the sandbox sends the
+# same (a client must not rely on it). Members, whose envelope is not published, name their own collection.
+LEAD_COLLECTION = "note"
+MAX_ACTIVITIES = 100  # per lead: an activity's id is leadId * 100 + its number
 # Undocumented by Lofty; chosen here: 1 min, 5 min, 15 min, 1 h, 4 h.
 RETRY_DELAYS = (60.0, 300.0, 900.0, 3600.0, 14400.0)
-
-
-def lofty_signature(body: bytes, secret: str = VENDOR_SECRET) -> str:
-    """X-Lofty-Signature (a sandbox convention): lower-case hex HMAC-SHA256 of the raw body."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def seeded_uuid(*parts: object) -> str:
@@ -98,6 +104,8 @@ class Team:
     step: int = 0
     future_members: list[int] = field(default_factory=list)  # assigned before they exist
     member_names: dict[int, str] = field(default_factory=dict)
+    # Activities the clock or a mutation added, beyond each lead's generated ones: leadId -> records.
+    added_activities: dict[int, list[dict]] = field(default_factory=dict)
 
 
 @dataclass
@@ -212,14 +220,40 @@ class Lofty(Simulator):
                 "hiddenFlag": d.chance(0.03),
                 "referredBy": None,
                 "leadTypes": [d.pick(LEAD_TYPES)],
-                "leadInquiry": {
+                "_inquiry": {
                     "priceMin": price_min,
                     "priceMax": price_min + d.money(50_000, 500_000, 25_000),
                     "propertyType": [d.pick(PROPERTY_TYPES)],
                     "bedroomsMin": 1 + d.below(4),
                     "bathroomsMin": str(1 + d.below(3)),
                     "locations": [{"city": city, "stateCode": state}],
+                    "bedroomsMax": 5 + d.below(3),
+                    "bathroomsMax": str(3 + d.below(2)),
+                    "modifyByAgent": d.chance(0.2),
+                    "defaultValue": True,
                 },
+                "_property": {
+                    "price": d.money(150_000, 1_200_000, 5_000),
+                    "state": state,
+                    "city": city,
+                    "streetAddress": f"{1 + d.below(9899)} {d.pick(STREET_NAMES)} {d.pick(STREET_KINDS)}",
+                    "zipCode": f"{zip3}{d.below(100):02d}",
+                    "county": None,
+                    "propertyType": d.pick(PROPERTY_TYPES),
+                    "bedrooms": 1 + d.below(5),
+                    "bathrooms": 1 + d.below(4),
+                    "squareFeet": 700 + d.below(3300),
+                    "lotSize": round(0.1 + d.below(200) / 100, 2),
+                    "parkingSpace": d.below(3),
+                    "floors": 1 + d.below(2),
+                    "mailAddress": True,
+                    "listingId": None,
+                    "autoListingId": None,
+                    "label": "Home",
+                    "note": None,
+                }
+                if d.chance(0.4)
+                else None,
                 "_email": (f"{first.lower()}.{last.lower()}", d.pick(EMAIL_DOMAINS)),
                 "_tags": tuple(tags),
             }
@@ -228,9 +262,14 @@ class Lofty(Simulator):
             lead_id = spec.lead_base + i
             user_id = spec.user_base + (h >> 24) % members.count
             local, domain = full["_email"]
+            lead_user_id = lead_id + 37_000_000_000_000
+            inquiry = {**full["_inquiry"], "id": lead_id + 1, "leadUserId": lead_user_id, "createTime": created,
+                       "updateTime": created}  # fmt: skip
+            owned = full["_property"]
+            properties = [{**owned, "id": lead_id + 2, "leadUserId": lead_user_id}] if owned else []
             return {
                 "leadId": lead_id,
-                "leadUserId": lead_id + 37_000_000_000_000,
+                "leadUserId": lead_user_id,
                 "emails": [f"{local}{i}@{domain}"],
                 "assignedUserId": user_id,
                 "assignedUser": self._member_name(team, user_id),
@@ -239,6 +278,8 @@ class Lofty(Simulator):
                 "createTime": created,
                 "updateTime": created,
                 "assignTime": created,
+                "leadInquiry": inquiry,
+                "leadPropertyList": properties,
             }
 
         return Composite(stream_seed(self.seed, self.name, team.name, "lead-templates"), template, own, dumps)
@@ -254,6 +295,79 @@ class Lofty(Simulator):
             "creatorUserId": creator,
             "visibleType": 1,
         }
+
+    # -- activities ----------------------------------------------------------------------------
+
+    def _generated_activities(self, team: Team, lead: dict) -> list[dict]:
+        """A lead's own calls, texts and emails (0-3), a pure function of the seed and the lead: minutes to days
+        after it was created, by its agent."""
+        lead_id = int(lead["leadId"])
+        d = Draw(stream_seed(self.seed, self.name, team.name, "activities"), lead_id - team.spec.lead_base)
+        created = self._time(lead.get("createTime"))
+        out = []
+        at = created
+        for number in range(d.below(4)):
+            at = at + timedelta(minutes=5 + d.below(3 * 24 * 60))
+            out.append(self._activity(lead, number, d.pick(CHANNELS), at, d))
+        return out
+
+    @staticmethod
+    def _time(value: object) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+    @staticmethod
+    def _activity(lead: dict, number: int, channel: str, at: datetime, d: Draw) -> dict:
+        outbound = d.chance(0.7)
+        phones = lead.get("phones") if isinstance(lead.get("phones"), list) else []
+        return {
+            "id": int(lead["leadId"]) * MAX_ACTIVITIES + number,
+            "leadId": lead["leadId"],
+            "agentId": lead.get("assignedUserId"),
+            "activityTime": at,
+            "channel": channel,
+            "communicationType": {"call": "Phone Call", "text": "SMS", "email": "Email"}[channel],
+            "direction": "outbound" if outbound else "inbound",
+            "callingOutcome": d.pick(CALL_OUTCOMES) if channel == "call" else None,
+            "duration": 10 + d.below(900) if channel == "call" else None,
+            "leadPhoneNumber": (phones[0] if phones else None) if channel != "email" else None,
+            "emailEventType": d.pick(EMAIL_EVENTS) if channel == "email" else None,
+            "emailSubject": "Following up on your home search" if channel == "email" else None,
+            "note": None,
+        }
+
+    def activities_of(self, team: Team, lead_id: int) -> list[dict] | None:
+        """Every activity of a lead in activityTime order (= id order), or None for a lead that is not there."""
+        lead = team.leads.get(lead_id)
+        if lead is None or "leadId" not in lead:
+            return None
+        return self._generated_activities(team, lead) + team.added_activities.get(lead_id, [])
+
+    def activity_count(self, account: str) -> int:
+        """Activities of the team's live leads (walks every lead: for tests and the demo, not for big scales)."""
+        team = self.teams[account]
+        view = team.leads.query(Window())
+        return sum(len(self.activities_of(team, i) or []) for i in view.page_ids(0, len(view)))
+
+    def tag_count(self, account: str) -> int:
+        team = self.teams[account]
+        view = team.leads.query(Window())
+        return sum(len(r.get("tags") or []) for r in team.leads.get_many(view.page_ids(0, len(view))))
+
+    def _add_activity(self, team: Team, lead_id: int, now: datetime, d: Draw) -> dict | None:
+        lead = team.leads.get(lead_id)
+        if lead is None:
+            return None
+        have = self.activities_of(team, lead_id) or []
+        if len(have) >= MAX_ACTIVITIES:
+            return None
+        activity = self._activity(lead, len(have), d.pick(CHANNELS), now, d)
+        team.added_activities.setdefault(lead_id, []).append(activity)
+        # A new touch moves the lead up the LastActivity order.
+        created = team.leads.times(lead_id)[0]  # type: ignore[index]
+        team.leads.put(lead_id, {**lead, "updateTime": now}, created, now)
+        return activity
 
     # -- counts and mutations ------------------------------------------------------------------
 
@@ -281,8 +395,9 @@ class Lofty(Simulator):
         update_ids: list[int] | None = None,
     ) -> dict:
         team = self.teams[account]
-        if entity not in ("leads", "members"):
+        if entity not in ("leads", "members", "activities"):
             raise KeyError(entity)
+        activity_events: dict[int, list[dict]] = {}
         lead_events: list[dict] = []
         stage_events: list[dict] = []
         agent_events: list[dict] = []
@@ -296,7 +411,20 @@ class Lofty(Simulator):
                 self._create_member(team, member_id, now)
                 agent_events.append(self._agent_event(team, member_id, "CREATE", now))
             team.future_members = []
-            table = team.leads if entity == "leads" else team.members
+            if entity == "activities":
+                # `creates` new calls, texts or emails on existing leads (`update_ids` chooses them).
+                leads = list(update_ids or [])
+                for _ in range(creates):
+                    lead_id = self._pick(team.leads, d, leads, [])
+                    activity = self._add_activity(team, lead_id, now, d) if lead_id is not None else None
+                    if activity is not None:
+                        result["created"].append(activity["id"])
+                        activity_events.setdefault(ACTIVITY_LISTS[activity["channel"]], []).append(
+                            {"leadId": lead_id, "activityId": activity["id"], "eventType": "CREATE",
+                             "eventTime": now}
+                        )  # fmt: skip
+                creates = updates = deletes = 0
+            table = team.members if entity == "members" else team.leads
             for _ in range(creates):
                 record_id = table.allocate_id()
                 if entity == "members":
@@ -320,6 +448,13 @@ class Lofty(Simulator):
                     changed = self._changed_lead(current, d, now)
                     table.put(record_id, changed, created, now)
                     lead_events.append({"leadId": record_id, "eventType": "UPDATE", "eventTime": now})
+                    if d.chance(0.5):  # a stage move or a new tag often comes with a call
+                        activity = self._add_activity(team, record_id, now, d)
+                        if activity is not None:
+                            activity_events.setdefault(ACTIVITY_LISTS[activity["channel"]], []).append(
+                                {"leadId": record_id, "activityId": activity["id"], "eventType": "CREATE",
+                                 "eventTime": now}
+                            )  # fmt: skip
                     if changed["stageId"] != current.get("stageId"):
                         stage_events.append(
                             {
@@ -332,7 +467,7 @@ class Lofty(Simulator):
                             }
                         )
                 result["updated"].append(record_id)
-            for _ in range(deletes if entity == "leads" else 0):
+            for _ in range(deletes if entity != "members" else 0):
                 record_id = self._pick(table, d, [], result["deleted"])
                 if record_id is None:
                     break
@@ -343,6 +478,8 @@ class Lofty(Simulator):
         self._notify(team, AGENT_INFO, agent_events, step)
         self._notify(team, LEAD_INFO, lead_events, step)
         self._notify(team, PIPELINE_CHANGE, stage_events, step)
+        for list_id, events in activity_events.items():
+            self._notify(team, list_id, events, step)
         return result
 
     def _create_lead(self, team: Team, lead_id: int, now: datetime) -> None:
@@ -404,6 +541,7 @@ class Lofty(Simulator):
                 updates=math.ceil(hours * 3),
                 deletes=1 if hours >= 1 else 0,
             )
+            self.mutate(name, "activities", creates=math.ceil(hours * 4))
 
     # -- webhooks ------------------------------------------------------------------------------
 
@@ -424,12 +562,9 @@ class Lofty(Simulator):
                     "batchId": batch_id,
                     "events": events[start : start + size],
                 }
-                self.emit(
-                    subscription["callbackUrl"],
-                    payload,
-                    lambda body: {"X-Lofty-Signature": lofty_signature(body)},
-                    batch_id,
-                )
+                # Posted to the callback URL exactly as subscribed, with no signature header (none is documented):
+                # the receiver knows a batch is ours by the secret it put in that URL.
+                self.emit(subscription["callbackUrl"], payload, lambda body: {}, batch_id)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -606,7 +741,7 @@ class Lofty(Simulator):
             state = {"s": sort, "d": descending, "k": key, "o": before + start + len(ids)}
             next_token = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
         metadata = {
-            "collection": table.name,
+            "collection": LEAD_COLLECTION if table.name == "leads" else table.name,
             "limit": limit,
             "offset": before + start,
             "total": before + len(view),
@@ -654,6 +789,28 @@ class Lofty(Simulator):
         if record is None:
             return self._fail(404, "LEAD_NOT_EXIST", "The lead does not exist or has been deleted", headers)
         return self.body({"lead": self._serve(team.leads, record, "leadId")}, headers=headers)
+
+    async def activities(self, request: Request) -> Response:
+        """`GET /v2.0/leads/{leadId}/activities?currentId&offset&limit`: `currentId` (the last id seen) wins over
+        `offset`; `limit` 1-1000, default 10; `{"activities": [...]}` in activityTime order, no total."""
+        team, failure, headers = await self._begin(request, "leads")
+        if failure is not None:
+            return failure
+        assert team is not None
+        q = request.query_params
+        try:
+            limit = int(q.get("limit") or 10)
+            current = int(q.get("currentId") or 0)
+            offset = int(q.get("offset") or 0)
+        except ValueError:
+            return self._fail(400, "INVALID_PARAMETER", "limit, currentId and offset must be integers", headers)
+        if not 1 <= limit <= 1000:
+            return self._fail(400, "LIMIT_NOT_VALID", "limit must be between 1 and 1000", headers)
+        every = self.activities_of(team, request.path_params["lead_id"])
+        if every is None:
+            return self._fail(404, "LEAD_NOT_EXIST", "The lead does not exist or has been deleted", headers)
+        chosen = [a for a in every if a["id"] > current] if current > 0 else every[max(offset, 0) :]
+        return self.body({"activities": chosen[:limit]}, headers=headers)
 
     async def me(self, request: Request) -> Response:
         team, failure, headers = await self._begin(request, "members")
@@ -725,6 +882,7 @@ class Lofty(Simulator):
             Route("/v1.0/members", self.members),
             Route("/v1.0/leads", self.leads),
             Route("/v1.0/leads/{lead_id:int}", self.lead),
+            Route("/v2.0/leads/{lead_id:int}/activities", self.activities),
             Route("/v1.0/webhook", self.create_webhook, methods=["POST"]),
             Route("/v1.0/webhooks", self.list_webhooks),
             Route("/v1.0/webhook/{subscribe_id:int}", self.delete_webhook, methods=["DELETE"]),

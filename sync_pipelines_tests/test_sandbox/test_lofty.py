@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections import Counter
@@ -120,8 +118,10 @@ def test_leads_have_int64_ids_plain_string_contacts_and_tag_objects(sandbox: San
     body = response.json()
     assert set(body) == {"get_metadata", "leads"}
     assert set(body["get_metadata"]) == {"collection", "limit", "offset", "total", "scrollId"}
-    assert body["get_metadata"]["collection"] == "leads"
+    assert body["get_metadata"]["collection"] == "note"  # as Lofty's published list-leads example has it
     lead = body["leads"][0]
+    assert {"leadInquiry", "leadPropertyList"} <= set(lead) and isinstance(lead["leadPropertyList"], list)
+    assert {"id", "leadUserId", "priceMin", "priceMax", "createTime"} <= set(lead["leadInquiry"])
     assert lead["leadId"] > 2**48  # int64: a client storing it in 32 bits, or a JS double near 2**53, breaks
     assert str(lead["leadId"]).encode() in response.content  # a plain JSON integer, not a string
     assert all(isinstance(e, str) for e in lead["emails"]) and all(isinstance(p, str) for p in lead["phones"])
@@ -257,11 +257,6 @@ def test_rate_limit_is_per_app_with_epoch_reset_and_lofty_429_body(sandbox: Sand
 # -- webhooks ----------------------------------------------------------------------------------
 
 
-def _independent_lofty_signature(body: bytes, secret: str) -> str:
-    # Written from the sandbox contract in docs/integrations/lofty.md: hex HMAC-SHA256 of the raw body.
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
 def subscribe(sandbox: Sandbox, target: str, list_id: int = 2, limit: int = 100, key: str = KEY) -> dict:
     response = client(key).post(
         url(sandbox, "webhook"), json={"listId": list_id, "callbackUrl": target, "limit": limit}
@@ -270,15 +265,18 @@ def subscribe(sandbox: Sandbox, target: str, list_id: int = 2, limit: int = 100,
     return response.json()
 
 
-def test_lead_info_webhooks_are_batched_up_to_the_limit_and_signed(sandbox: Sandbox) -> None:
+def test_lead_info_webhooks_are_batched_up_to_the_limit_and_posted_to_the_callback_url_as_given(
+    sandbox: Sandbox,
+) -> None:
     lf = lofty(sandbox)
     with WebhookSink() as sink:
-        subscription = subscribe(sandbox, sink.url, limit=2)
+        target = f"{sink.url}?token=abc123"  # a receiver's own secret travels in the URL, untouched
+        subscription = subscribe(sandbox, target, limit=2)
         assert subscription == {
             "subscribeId": subscription["subscribeId"],
             "teamId": 13_233_324,
             "listId": 2,
-            "callbackUrl": sink.url,
+            "callbackUrl": target,
             "vendorId": 10_234,
             "limit": 2,
         }
@@ -287,8 +285,8 @@ def test_lead_info_webhooks_are_batched_up_to_the_limit_and_signed(sandbox: Sand
         sandbox.emitter.wait_idle()
         assert len(sink.received) == 2
         batches = [json.loads(body) for body, _ in sink.received]
-        for (body, headers), batch in zip(sink.received, batches, strict=True):
-            assert headers["x-lofty-signature"] == _independent_lofty_signature(body, "lofty_sandbox_vendor_secret")
+        for (_, headers), batch in zip(sink.received, batches, strict=True):
+            assert "x-lofty-signature" not in headers  # Lofty documents no signature, so none is sent
             assert batch["teamId"] == 13_233_324 and batch["listId"] == 2
         events = sorted((e for b in batches for e in b["events"]), key=lambda e: e["leadId"])
         assert [e["leadId"] for e in events] == created
@@ -447,3 +445,25 @@ def test_expired_revoked_and_suspended_credentials(sandbox: Sandbox) -> None:
     lf.faults.update({"suspended_accounts": ["acme"]})
     assert client().get(url(sandbox, "leads")).status_code == 403
     assert client(SUMMIT_KEY).get(url(sandbox, "leads")).status_code == 200
+
+
+def test_a_leads_activities_page_by_current_id_in_time_order_and_a_new_call_moves_it_up_last_activity(
+    sandbox: Sandbox,
+) -> None:
+    lf = lofty(sandbox)
+    lead_id = lf.teams["acme"].spec.lead_base + 7
+    base = f"{lf.base_url}/v2.0/leads/{lead_id}/activities"
+    before = client().get(base, params={"limit": 1000}).json()["activities"]
+    lf.mutate("acme", "activities", creates=2, update_ids=[lead_id, lead_id])
+    every = client().get(base, params={"limit": 1000}).json()["activities"]
+    assert len(every) == len(before) + 2
+    assert [a["id"] for a in every] == sorted(a["id"] for a in every)
+    assert [a["activityTime"] for a in every] == sorted(a["activityTime"] for a in every)
+    assert all(a["leadId"] == lead_id and a["channel"] in ("call", "text", "email") for a in every)
+    first = client().get(base, params={"limit": 1}).json()["activities"]
+    rest = client().get(base, params={"limit": 1000, "currentId": first[0]["id"]}).json()["activities"]
+    assert first + rest == every
+    top = client().get(url(sandbox, "leads"), params={"limit": 1, "sort": "LastActivity", "desc": "true"}).json()
+    assert top["leads"][0]["leadId"] == lead_id
+    assert client().get(f"{lf.base_url}/v2.0/leads/1/activities").status_code == 404
+    assert client().get(base, params={"limit": 1001}).json()["code"] == "LIMIT_NOT_VALID"
