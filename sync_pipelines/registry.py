@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from sync_pipelines.defs.dotloop.declaration import DOTLOOP
 from sync_pipelines.defs.fub.declaration import FUB
+from sync_pipelines.defs.lofty.declaration import LOFTY
 from sync_pipelines.defs.rezen.declaration import REZEN
 from sync_pipelines.defs.skyslope.declaration import SKYSLOPE
 from sync_pipelines.lib.errors import OperatorError
 from sync_pipelines.lib.integration.declaration import Integration
 
 # One line per integration; Definitions, the CLI, the receiver and the demo follow this order.
-INTEGRATIONS: dict[str, Integration] = {i.name: i for i in (FUB, REZEN, SKYSLOPE, DOTLOOP)}
+INTEGRATIONS: dict[str, Integration] = {i.name: i for i in (FUB, REZEN, SKYSLOPE, DOTLOOP, LOFTY)}
 
 
 def get(name: str) -> Integration:

@@ -61,15 +61,7 @@ def verify_dotloop(body: bytes, headers: Mapping[str, str], secret: str) -> bool
     return bool(given and secret) and _hex_equal(expected, given)
 
 
-def verify_lofty(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-    """X-Lofty-Signature (our sandbox's convention): hex HMAC-SHA256 of the raw body."""
-    given = header(headers, "X-Lofty-Signature")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return bool(given and secret) and _hex_equal(expected, given)
-
-
 VERIFIERS = {
     "stripe": verify_stripe,
     "dotloop": verify_dotloop,
-    "lofty": verify_lofty,
 }

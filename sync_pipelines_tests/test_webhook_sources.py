@@ -26,10 +26,8 @@ def test_stripe_signature_any_v1_matches_within_five_minutes() -> None:
     assert webhook_sources.verify_stripe(BODY, {"Stripe-Signature": f"t={old},v1={stale}"}, "whsec_x", now=old + 10)
 
 
-def test_dotloop_and_lofty_signatures() -> None:
+def test_dotloop_signatures() -> None:
     sha1 = hmac.new(b"k", BODY, hashlib.sha1).hexdigest()
     sha256 = hmac.new(b"k", BODY, hashlib.sha256).hexdigest()
     assert webhook_sources.verify_dotloop(BODY, {"X-DOTLOOP-SIGNATURE": sha1}, "k")
     assert not webhook_sources.verify_dotloop(BODY, {"X-DOTLOOP-SIGNATURE": sha256}, "k")
-    assert webhook_sources.verify_lofty(BODY, {"X-Lofty-Signature": sha256}, "k")
-    assert not webhook_sources.verify_lofty(BODY, {"X-Lofty-Signature": sha256}, "j")

@@ -111,6 +111,27 @@ def _change_dotloop(simulator: Any, account: str) -> str:
     return str(simulator.mutate(account, "loops", updates=1)["updated"][0])
 
 
+def _subscribe_lofty(simulator: Any, receiver: str, account: str) -> dict[str, str]:
+    from sync_pipelines.defs.lofty.webhooks import LISTS, callback_url
+
+    key = simulator.credentials()["accounts"][account]
+    secret = secrets.token_hex(16)  # what `accounts add lofty` generates; the URLs carry tokens derived from it
+    for list_id in LISTS:
+        response = requests.post(
+            f"{simulator.base_url}/v1.0/webhook",
+            json={"listId": list_id, "callbackUrl": callback_url(receiver, account, secret, list_id), "limit": 100},
+            headers={"Authorization": f"token {key}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+    return {"webhook_secret": secret}
+
+
+def _change_lofty(simulator: Any, account: str) -> str:
+    lead = simulator.teams[account].spec.lead_base + 5
+    return str(simulator.mutate(account, "leads", updates=1, update_ids=[lead])["updated"][0])
+
+
 SUBJECTS: dict[str, Subject] = {
     "fub": Subject(registry.INTEGRATIONS["fub"], scale=200, main="people", kill_scale=8_000,
                    subscribe=_subscribe_fub, change_one=_change_fub),
@@ -119,6 +140,8 @@ SUBJECTS: dict[str, Subject] = {
     "skyslope": Subject(registry.INTEGRATIONS["skyslope"], scale=200, main="sales", kill_scale=8_000),
     "dotloop": Subject(registry.INTEGRATIONS["dotloop"], scale=60, main="loops", kill_scale=8_000,
                        subscribe=_subscribe_dotloop, change_one=_change_dotloop, account_secrets=_secrets_dotloop),
+    "lofty": Subject(registry.INTEGRATIONS["lofty"], scale=200, main="leads", kill_scale=8_000,
+                     subscribe=_subscribe_lofty, change_one=_change_lofty),
 }  # fmt: skip
 
 

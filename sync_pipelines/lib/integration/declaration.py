@@ -98,6 +98,12 @@ class Webhooks:
     # Which stored secrets sign the webhooks, in order of preference, and a fallback for local mode.
     secret_keys: tuple[str, ...] = ("webhook_secret",)
     default_secret: Callable[[], str | None] | None = None
+    # For a source that signs nothing and is known by a secret in the callback URL it was given: (raw body, headers,
+    # the URL's query parameters, secret) -> valid. Checked instead of `verify` when set.
+    verify_request: Callable[[bytes, Mapping[str, str], Mapping[str, str], str], bool] | None = None
+    # For a source that posts several events in one delivery: the delivery's payload -> each event as it is stored
+    # (one queue row each, deduped by its own id). None: a delivery is one event. A batch is verified whole first.
+    split: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
