@@ -31,7 +31,7 @@ ACTIVITY_PAGE = 1000  # the activities list's maximum
 DONE = "done"
 BASE_URL_ENV = "SYNC_LOFTY_BASE_URL"
 DEFAULT_BASE_URL = "http://127.0.0.1:8900/lofty"
-# The published result window for `offset + limit`; past it the delta carries on by scrollId.
+# The usual result window for `offset + limit`; past it (or at a 400 before it) the delta carries on by scrollId.
 OFFSET_WINDOW = 10_000
 # A delta re-reads this many leads of the page before at each page boundary: a lead trashed above the current
 # offset while we page shifts the rest up by one, and without the overlap the lead at the boundary would be missed.
@@ -126,15 +126,23 @@ class LoftyClient(ApiClient):
         that stops restarts from the same point); the last saves the newest time it saw."""
         lower = since - overlap
         newest = since
-        offset, scroll = 0, None
+        offset, scroll, handed = 0, None, None
         while True:
             if scroll:
                 body, _ = self.get_json("v1.0/leads", {"limit": PAGE_SIZE, "scrollId": scroll})
             else:
-                body, _ = self.get_json(
-                    "v1.0/leads", {"sort": "LastActivity", "desc": "true", "limit": PAGE_SIZE, "offset": offset}
-                )
+                try:
+                    body, _ = self.get_json(
+                        "v1.0/leads", {"sort": "LastActivity", "desc": "true", "limit": PAGE_SIZE, "offset": offset}
+                    )
+                except ApiError as exc:
+                    # An account's window may be smaller than the published one: carry on by the last scroll.
+                    if exc.status != 400 or not handed:
+                        raise
+                    scroll = handed
+                    continue
             page = body.get("leads") or []
+            handed = (body.get("get_metadata") or {}).get("scrollId")
             kept, reached = [], False
             for lead in page:
                 updated = parse_time(lead.get("updateTime")) if isinstance(lead, dict) else None
@@ -151,7 +159,7 @@ class LoftyClient(ApiClient):
             if offset + len(page) - OVERLAP_ROWS + PAGE_SIZE <= OFFSET_WINDOW and not scroll:
                 offset += len(page) - OVERLAP_ROWS
             else:
-                scroll = (body.get("get_metadata") or {}).get("scrollId")
+                scroll = handed
                 if not scroll:
                     return
 
