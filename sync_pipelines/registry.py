@@ -8,11 +8,12 @@ from sync_pipelines.defs.fub.declaration import FUB
 from sync_pipelines.defs.lofty.declaration import LOFTY
 from sync_pipelines.defs.rezen.declaration import REZEN
 from sync_pipelines.defs.skyslope.declaration import SKYSLOPE
+from sync_pipelines.defs.stripe.declaration import STRIPE
 from sync_pipelines.lib.errors import OperatorError
 from sync_pipelines.lib.integration.declaration import Integration
 
 # One line per integration; Definitions, the CLI, the receiver and the demo follow this order.
-INTEGRATIONS: dict[str, Integration] = {i.name: i for i in (FUB, REZEN, SKYSLOPE, DOTLOOP, LOFTY)}
+INTEGRATIONS: dict[str, Integration] = {i.name: i for i in (FUB, REZEN, SKYSLOPE, DOTLOOP, LOFTY, STRIPE)}
 
 
 def get(name: str) -> Integration:

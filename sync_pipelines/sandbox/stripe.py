@@ -81,6 +81,8 @@ CODEC_PREFIXES = {
     "events": "evt",
     "lines": "il",
     "invoice_items": "ii",
+    "refunds": "re",
+    "payouts": "po",
 }
 OBJECT_NAME = {
     "customers": "customer",
@@ -149,6 +151,11 @@ ALLOWED_PARAMS = {
     "invoices": LIST_PARAMS | {"customer", "status", "subscription"},
     "charges": LIST_PARAMS | {"customer"},
     "events": LIST_PARAMS | {"type", "types"},
+    "products": LIST_PARAMS | {"active"},
+    "prices": LIST_PARAMS | {"active", "product"},
+    "payment_intents": LIST_PARAMS | {"customer"},
+    "refunds": LIST_PARAMS | {"charge", "payment_intent"},
+    "payouts": LIST_PARAMS | {"status"},
     "webhook_endpoints": {"limit", "starting_after", "ending_before"},
 }
 CUSTOMER_CREATE_PARAMS = {"email", "name", "description", "phone", "metadata"}
@@ -157,7 +164,8 @@ ENDPOINT_PARAMS = {"url", "enabled_events", "api_version", "description", "metad
 # few hours; the intervals are not published, these are ours (divided by the emitter speed).
 LIVE_RETRY_DELAYS = tuple(60.0 * 2**k for k in range(12))  # 1 min ... 34 h, 2.8 days in all
 TEST_RETRY_DELAYS = (600.0, 3600.0, 10800.0)
-EVENT_RETENTION = 50_000  # newest events kept per account (Stripe keeps 30 days)
+EVENT_RETENTION = 50_000  # newest events kept per account, at most (memory)
+EVENT_RETENTION_SECONDS = 30 * 86_400  # the events feed answers for the last 30 days, as Stripe's does
 START_EPOCH = int(HISTORY_START.timestamp())
 END_EPOCH = int(HISTORY_END.timestamp())
 DAY = 86_400
@@ -261,6 +269,28 @@ def period_around(anchor: int, months: int, at: int) -> tuple[int, int]:
         k -= 1
         start = add_months(anchor, k * months)
     return start, add_months(anchor, (k + 1) * months)
+
+
+def is_refunded(charge_id: int) -> bool:
+    """Whether a succeeded charge was refunded in full: one in sixteen, by record number, so the refunds list is
+    the charges list filtered without building anything else (a refund is created a day after its charge)."""
+    return charge_id % 16 == 3
+
+
+def pays_out(charge_id: int) -> bool:
+    """Whether a charge's slot carries a payout (one in twenty), two days after that charge."""
+    return charge_id % 20 == 1
+
+
+# Objects derived one-to-one from charges: (seconds after the charge, which charges have one).
+DERIVED_FROM_CHARGES: dict[str, tuple[int, Callable[[int], bool] | None]] = {
+    "payment_intents": (0, None),
+    "refunds": (DAY, is_refunded),
+    "payouts": (2 * DAY, pays_out),
+}
+DERIVED_OBJECT = {"payment_intents": "payment_intent", "refunds": "refund", "payouts": "payout"}
+PI_STATUS = {"succeeded": "succeeded", "failed": "requires_payment_method", "pending": "processing"}
+CATALOG_OBJECT = {"products": "product", "prices": "price"}
 
 
 def redact(key: str) -> str:
@@ -1012,7 +1042,6 @@ class Builders:
         brand, funding = d.pick(CARD_BRANDS)
         first, last = person_name(d)
         return {
-            "amount_refunded": 0,
             "application": None,
             "application_fee": None,
             "application_fee_amount": None,
@@ -1064,7 +1093,6 @@ class Builders:
             },
             "receipt_email": None,
             "receipt_number": None,
-            "refunded": False,
             "review": None,
             "shipping": None,
             "source": None,
@@ -1093,10 +1121,13 @@ class Builders:
         failed = status == "failed"
         code, decline, message = DECLINES[t["_decline"]]
         cid = self.ch_id(k + 1)
+        refunded = succeeded and is_refunded(k + 1)
         record = {
             "id": cid,
             "object": "charge",
             "amount": amount,
+            "amount_refunded": amount if refunded else 0,
+            "refunded": refunded,
             "amount_captured": amount if succeeded else 0,
             "balance_transaction": self.txn_id(k + 1) if succeeded else None,
             "captured": succeeded,
@@ -1172,6 +1203,7 @@ class StripeAccount:
     touched: dict[str, set[int]] = field(default_factory=dict)  # ids in the overlay (changed or deleted)
     prices: list[dict] = field(default_factory=list)
     plans: list[dict] = field(default_factory=list)
+    products: list[dict] = field(default_factory=list)
     # The same, pre-serialised: list pages splice them instead of serialising them per record.
     price_fragments: list[orjson.Fragment] = field(default_factory=list)
     plan_fragments: list[orjson.Fragment] = field(default_factory=list)
@@ -1205,6 +1237,7 @@ class Stripe(Simulator):
         self._by_key: dict[str, StripeAccount] = {}
         self._request_counter = 0
         self._emit_lock = threading.Lock()
+        self._endpoints_made = 0  # never decreases: a deleted endpoint's id is never handed out again
         self._endpoint_codec = IdCodec("we", tag62(seed, "stripe", "we", width=10), stream_seed(seed, "we"))
         self._request_codec = IdCodec("req", "", stream_seed(seed, "req"), short=True)
         for name, (key, share, livemode) in ACCOUNTS.items():
@@ -1245,13 +1278,35 @@ class Stripe(Simulator):
         for n, (product, amount, interval, _) in enumerate(PLANS):
             price_id = acct.codecs["prices"].encode(n + 1)
             product_id = acct.codecs["products"].encode(n + 1)
+            acct.products.append(
+                {
+                    "id": product_id,
+                    "object": "product",
+                    "active": True,
+                    "created": START_EPOCH + n,
+                    "default_price": price_id,
+                    "description": None,
+                    "images": [],
+                    "livemode": acct.livemode,
+                    "metadata": {},
+                    "name": product,
+                    "package_dimensions": None,
+                    "shippable": None,
+                    "statement_descriptor": None,
+                    "tax_code": None,
+                    "type": "service",
+                    "unit_label": None,
+                    "updated": START_EPOCH,
+                    "url": None,
+                }
+            )
             acct.prices.append(
                 {
                     "id": price_id,
                     "object": "price",
                     "active": True,
                     "billing_scheme": "per_unit",
-                    "created": START_EPOCH,
+                    "created": START_EPOCH + n,
                     "currency": "usd",
                     "custom_unit_amount": None,
                     "livemode": acct.livemode,
@@ -2260,6 +2315,213 @@ class Stripe(Simulator):
 
         return await self._handle(request, handler)
 
+    # -- the catalog and the objects derived from charges ----------------------------------------
+
+    def _list_body(self, entity: str, records: list[dict], has_more: bool) -> bytes:
+        return dumps({"object": "list", "data": records, "has_more": has_more, "url": f"/v1/{entity}"})
+
+    async def list_catalog(self, request: Request) -> Response:
+        """Products and prices: a handful per account, newest first, paged like every list."""
+        entity = request.path_params["entity"]
+
+        async def handler(req: Request, acct: StripeAccount, version: str, headers: Headers) -> Response:
+            params, limit, after_text, before_text = self._list_args(request, entity)
+            window = self._created_window(params)
+            records = [
+                r
+                for r in (acct.products if entity == "products" else acct.prices)
+                if window.admits(*(datetime.fromtimestamp(r["created"], UTC),) * 2, 0)
+                and (params.get("active") is None or str(r["active"]).lower() == str(params["active"]).lower())
+                and (params.get("product") is None or r.get("product") == params["product"])
+            ]
+            records.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
+            ids = [r["id"] for r in records]
+            cursor = after_text or before_text
+            if cursor:
+                catalog = acct.products if entity == "products" else acct.prices
+                if cursor not in {r["id"] for r in catalog}:
+                    raise StripeError(
+                        400,
+                        f"No such {CATALOG_OBJECT[entity]}: '{cursor}'",
+                        code="resource_missing",
+                        param="starting_after" if after_text else "ending_before",
+                    )
+                position = ids.index(cursor) if cursor in ids else len(ids)
+                if after_text:
+                    records = records[position + 1 :]
+                    page, has_more = records[:limit], len(records) > limit
+                else:
+                    newer = records[:position]
+                    page, has_more = newer[-limit:], len(newer) > limit
+            else:
+                page, has_more = records[:limit], len(records) > limit
+            return self._ok(self._list_body(entity, page, has_more), headers, listing=True)
+
+        return await self._handle(request, handler)
+
+    async def retrieve_catalog(self, request: Request) -> Response:
+        entity = request.path_params["entity"]
+        object_id = request.path_params["object_id"]
+
+        async def handler(req: Request, acct: StripeAccount, version: str, headers: Headers) -> Response:
+            catalog = acct.products if entity == "products" else acct.prices
+            found = next((r for r in catalog if r["id"] == object_id), None)
+            if found is None:
+                raise StripeError(
+                    404, f"No such {CATALOG_OBJECT[entity]}: '{object_id}'", code="resource_missing", param="id"
+                )
+            return self._ok(dumps(found), headers)
+
+        return await self._handle(request, handler)
+
+    def _derive(self, acct: StripeAccount, entity: str, charge: dict, charge_id: int) -> dict | None:
+        """The payment intent, refund or payout that charge `charge_id` carries (None: it carries none)."""
+        shift, has = DERIVED_FROM_CHARGES[entity]
+        created = charge["created"] + shift if isinstance(charge.get("created"), int) else charge.get("created")
+        if entity == "payment_intents":
+            status = charge["status"]
+            return {
+                "id": acct.codecs["payment_intents"].encode(charge_id),
+                "object": "payment_intent",
+                "amount": charge["amount"],
+                "amount_capturable": 0,
+                "amount_received": charge["amount"] if status == "succeeded" else 0,
+                "capture_method": "automatic",
+                "confirmation_method": "automatic",
+                "created": created,
+                "currency": "usd",
+                "customer": charge.get("customer"),
+                "description": charge.get("description"),
+                "invoice": charge.get("invoice"),
+                "last_payment_error": None
+                if status != "failed"
+                else {
+                    "code": charge.get("failure_code"),
+                    "message": charge.get("failure_message"),
+                    "type": "card_error",
+                },
+                "latest_charge": charge["id"],
+                "livemode": acct.livemode,
+                "metadata": {},
+                "payment_method": charge.get("payment_method"),
+                "payment_method_types": ["card"],
+                "status": PI_STATUS.get(status, "processing"),
+            }
+        if has is not None and not has(charge_id):
+            return None
+        if entity == "refunds":
+            if not charge.get("refunded"):
+                return None
+            return {
+                "id": acct.codecs["refunds"].encode(charge_id),
+                "object": "refund",
+                "amount": charge["amount"],
+                "balance_transaction": acct.codecs["balance_transactions"].encode(10**9 + charge_id),
+                "charge": charge["id"],
+                "created": created,
+                "currency": "usd",
+                "metadata": {},
+                "payment_intent": charge.get("payment_intent"),
+                "reason": "requested_by_customer",
+                "receipt_number": None,
+                "status": "succeeded",
+            }
+        arrival = created + DAY if isinstance(created, int) else created
+        return {
+            "id": acct.codecs["payouts"].encode(charge_id),
+            "object": "payout",
+            "amount": 1_000 + charge_id * 7919 % 5_000_000,
+            "arrival_date": arrival,
+            "automatic": True,
+            "balance_transaction": acct.codecs["balance_transactions"].encode(2 * 10**9 + charge_id),
+            "created": created,
+            "currency": "usd",
+            "description": "STRIPE PAYOUT",
+            "destination": "ba_1" + acct.tag[:9] + "Bank",
+            "failure_code": None,
+            "failure_message": None,
+            "livemode": acct.livemode,
+            "metadata": {},
+            "method": "standard",
+            "source_type": "card",
+            "statement_descriptor": None,
+            "status": "paid" if isinstance(arrival, int) and arrival <= self._now(tick=False) else "in_transit",
+            "type": "bank_account",
+        }
+
+    async def list_derived(self, request: Request) -> Response:
+        """Payment intents, refunds and payouts: the charges list, shifted in time and filtered, so they page and
+        filter by `created` at any volume like the lists they come from."""
+        entity = request.path_params["entity"]
+
+        async def handler(req: Request, acct: StripeAccount, version: str, headers: Headers) -> Response:
+            params, limit, after_text, before_text = self._list_args(request, entity)
+            shift, has = DERIVED_FROM_CHARGES[entity]
+            window = self._created_window(params)
+            moved = timedelta(seconds=shift)
+            charges_window = Window(
+                None if window.created_after is None else window.created_after - moved,
+                None if window.created_before is None else window.created_before - moved,
+            )
+            table = acct.tables["charges"]
+
+            def cursor(text: str | None, param: str) -> int | None:
+                if not text:
+                    return None
+                record_id = acct.codecs[entity].decode(text)
+                if record_id is None or not 1 <= record_id < table.next_id:
+                    raise StripeError(
+                        400, f"No such {DERIVED_OBJECT[entity]}: '{text}'", code="resource_missing", param=param
+                    )
+                return record_id
+
+            after = cursor(after_text, "starting_after")
+            before = cursor(before_text, "ending_before")
+            charge_filter = params.get("charge")
+            customer = params.get("customer")
+            pi_filter = params.get("payment_intent")
+
+            def derived(record_id: int) -> dict | None:
+                charge = table.get(record_id)
+                if charge is None:
+                    return None
+                if charge_filter is not None and charge["id"] != charge_filter:
+                    return None
+                if customer is not None and charge.get("customer") != customer:
+                    return None
+                if pi_filter is not None and charge.get("payment_intent") != pi_filter:
+                    return None
+                return self._derive(acct, entity, charge, record_id)
+
+            cheap = has is None and charge_filter is None and customer is None and pi_filter is None
+            keep = None if cheap else (lambda rid: (has is None or has(rid)) and derived(rid) is not None)
+            view = table.query(charges_window)
+            ids, has_more = self._walk(view, after, before, limit, keep)
+            records = [r for r in (derived(rid) for rid in ids) if r is not None]
+            if params.get("status") is not None:
+                records = [r for r in records if r.get("status") == params["status"]]
+            response = self._ok(self._list_body(entity, records, has_more), headers, listing=True)
+            self.after_page(acct.name, "charges", ids)  # the faults change what these are derived from
+            return response
+
+        return await self._handle(request, handler)
+
+    async def retrieve_derived(self, request: Request) -> Response:
+        entity = request.path_params["entity"]
+        object_id = request.path_params["object_id"]
+
+        async def handler(req: Request, acct: StripeAccount, version: str, headers: Headers) -> Response:
+            record_id = acct.codecs[entity].decode(object_id)
+            charge = acct.tables["charges"].get(record_id) if record_id else None
+            found = self._derive(acct, entity, charge, record_id) if charge is not None and record_id else None
+            if found is None:
+                raise StripeError(
+                    404, f"No such {DERIVED_OBJECT[entity]}: '{object_id}'", code="resource_missing", param="id"
+                )
+            return self._ok(dumps(found), headers)
+
+        return await self._handle(request, handler)
+
     # -- writing ---------------------------------------------------------------------------------
 
     async def _form(self, request: Request) -> dict[str, Any]:
@@ -2373,7 +2635,11 @@ class Stripe(Simulator):
                     )
                 types.extend(params["types"] if isinstance(params["types"], list) else [params["types"]])
 
+            oldest = self._now(tick=False) - EVENT_RETENTION_SECONDS
+
             def matches(event: StoredEvent) -> bool:
+                if event.created < oldest:
+                    return False
                 if types and not any(
                     event.type == t or (t.endswith(".*") and event.type.startswith(t[:-1])) for t in types
                 ):
@@ -2501,7 +2767,8 @@ class Stripe(Simulator):
 
             def run() -> tuple[int, bytes]:
                 with self._lock:
-                    n = len(self.subscriptions) + 1
+                    self._endpoints_made += 1
+                    n = self._endpoints_made
                     digest = hashlib.sha256(f"{self.seed}:{acct.name}:{n}:whsec".encode()).digest()
                     endpoint = {
                         "id": self._endpoint_codec.encode(n),
@@ -2609,6 +2876,22 @@ class Stripe(Simulator):
                 for route in (
                     entity_route(f"/v1/{entity}", self.list_objects, entity),
                     entity_route(f"/v1/{entity}/{{object_id}}", self.retrieve_object, entity),
+                )
+            ),
+            *(
+                route
+                for entity in ("products", "prices")
+                for route in (
+                    entity_route(f"/v1/{entity}", self.list_catalog, entity),
+                    entity_route(f"/v1/{entity}/{{object_id}}", self.retrieve_catalog, entity),
+                )
+            ),
+            *(
+                route
+                for entity in DERIVED_FROM_CHARGES
+                for route in (
+                    entity_route(f"/v1/{entity}", self.list_derived, entity),
+                    entity_route(f"/v1/{entity}/{{object_id}}", self.retrieve_derived, entity),
                 )
             ),
             Route("/v1/events", only("GET", self.list_events), methods=any_method),

@@ -132,6 +132,22 @@ def _change_lofty(simulator: Any, account: str) -> str:
     return str(simulator.mutate(account, "leads", updates=1, update_ids=[lead])["updated"][0])
 
 
+def _subscribe_stripe(simulator: Any, receiver: str, account: str) -> dict[str, str]:
+    key = simulator.credentials()["accounts"][account]
+    response = requests.post(
+        f"{simulator.base_url}/v1/webhook_endpoints",
+        data={"url": f"{receiver}/webhooks/stripe/{account}", "enabled_events[]": "*"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return {"webhook_secret": response.json()["secret"]}  # shown once, stored encrypted with the account
+
+
+def _change_stripe(simulator: Any, account: str) -> str:
+    return str(simulator.mutate(account, "invoices", updates=1)["updated"][0])
+
+
 SUBJECTS: dict[str, Subject] = {
     "fub": Subject(registry.INTEGRATIONS["fub"], scale=200, main="people", kill_scale=8_000,
                    subscribe=_subscribe_fub, change_one=_change_fub),
@@ -142,6 +158,8 @@ SUBJECTS: dict[str, Subject] = {
                        subscribe=_subscribe_dotloop, change_one=_change_dotloop, account_secrets=_secrets_dotloop),
     "lofty": Subject(registry.INTEGRATIONS["lofty"], scale=200, main="leads", kill_scale=8_000,
                      subscribe=_subscribe_lofty, change_one=_change_lofty),
+    "stripe": Subject(registry.INTEGRATIONS["stripe"], scale=100, main="invoices", kill_scale=5_000,
+                      subscribe=_subscribe_stripe, change_one=_change_stripe),
 }  # fmt: skip
 
 

@@ -127,7 +127,7 @@ def test_missing_objects_bad_parameters_and_unknown_urls_get_stripes_errors(sim:
     assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "parameter_unknown"
     cursor = get(sim, "invoices", {"starting_after": "in_nonsense"})
     assert cursor.status_code == 400 and cursor.json()["error"]["param"] == "starting_after"
-    assert get(sim, "payouts").status_code == 404
+    assert get(sim, "transfers").status_code == 404
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client(sim).v1.customers.retrieve("cus_q7KdF2mXvB9hT4")
     assert raised.value.code == "resource_missing" and raised.value.http_status == 404
