@@ -249,3 +249,18 @@ def test_dockerfile_builds_the_complete_wheel_and_serves_the_code_location_by_mo
     (postgres_pin,) = [d for d in dependencies if d.startswith("dagster-postgres==")]
     version = postgres_pin.split("==")[1]
     assert f"dagster-docker=={version}" in text and f"dagster-k8s=={version}" in text
+
+
+def test_every_source_setting_the_integrations_read_is_in_env_example_and_reaches_run_containers(
+    instance: dict[str, Any],
+) -> None:
+    """A source added under defs/ whose URL or secret the operator cannot set, or its runs never see, would make
+    production mode refuse to start (or a run fail) only once deployed."""
+    read = set()
+    for path in (ROOT / "sync_pipelines" / "defs").rglob("*.py"):
+        read |= set(
+            re.findall(r"\bSYNC_[A-Z]+_(?:[A-Z_]*_)?(?:URL|SECRET|SYSTEM|SYSTEM_KEY|CLIENT_ID)\b", path.read_text())
+        )
+    assert read, "no source setting found: the pattern no longer matches how defs/ names them"
+    assert read <= set(_example_variables()), read - set(_example_variables())
+    assert read <= set(instance["run_launcher"]["config"]["env_vars"])
