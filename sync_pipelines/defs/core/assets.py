@@ -4,30 +4,48 @@ Each is rebuilt set-based from the integrations' core tables: an upsert that cha
 and a row whose source row was soft-deleted is soft-deleted here too.
 """
 
+import json
+
 import dagster as dg
 import sqlalchemy as sa
 
 from sync_pipelines.lib.resources import WarehouseResource
 
-# (source table, kind, source_entity, name, email, phone) per integration feeding participant.
+# (source table, integration, source_entity, kind, name, email, phone) per integration feeding participant; name,
+# email and phone are SQL over the source row `s`.
+_LOFTY_NAME = "nullif(concat_ws(' ', s.first_name, s.last_name), '')"
 PARTICIPANT_SOURCES = [
-    ("core.fub_people", "fub", "people", "lead", "name", "email", "phone"),
-    ("core.fub_users", "fub", "users", "agent", "name", "email", "NULL"),
+    ("core.fub_people", "fub", "people", "lead", "s.name", "s.email", "s.phone"),
+    ("core.fub_users", "fub", "users", "agent", "s.name", "s.email", "NULL"),
+    ("core.lofty_leads", "lofty", "leads", "lead", _LOFTY_NAME, "s.email", "s.phone"),
+    ("core.lofty_users", "lofty", "users", "agent", _LOFTY_NAME, "s.email", "s.phone"),
 ]
-# (source table, integration, source_entity, kind, participant column, agent column, occurred, summary)
+# The participant entity a contact-log row's participant_source_id names, per integration.
+CONTACT_PARTICIPANT_ENTITY = {"fub": "people", "lofty": "leads"}
+# (source table, integration, source_entity, kind, participant column, agent column, occurred, summary); kind is SQL
+# over the source row `s` (a literal, or the row's own channel).
 CONTACT_LOG_SOURCES = [
-    ("core.fub_calls", "fub", "calls", "call", "person_source_id", "user_source_id", "created_at_source",
+    ("core.fub_calls", "fub", "calls", "'call'", "person_source_id", "user_source_id", "created_at_source",
      "coalesce(outcome, '') || ' (' || coalesce(duration_seconds, 0) || ' s)'"),
-    ("core.fub_text_messages", "fub", "text_messages", "text", "person_source_id", "user_source_id",
+    ("core.fub_text_messages", "fub", "text_messages", "'text'", "person_source_id", "user_source_id",
      "created_at_source", "message"),
-    ("core.fub_events", "fub", "events", "event", "person_source_id", "NULL", "created_at_source",
+    ("core.fub_events", "fub", "events", "'event'", "person_source_id", "NULL", "created_at_source",
      "type || coalesce(': ' || message, '')"),
-    ("core.fub_appointments", "fub", "appointments", "appointment", "person_source_id", "user_source_id",
+    ("core.fub_appointments", "fub", "appointments", "'appointment'", "person_source_id", "user_source_id",
      "starts_at", "title"),
+    # Lofty's calls, texts and emails are one list; each row's channel is its kind.
+    ("core.lofty_activities", "lofty", "activities", "coalesce(s.channel, 'activity')", "lead_source_id",
+     "agent_source_id", "created_at_source",
+     "concat_ws(' ', direction, channel) || coalesce(': ' || calling_outcome, '') || coalesce(' (' || duration_seconds"
+     " || ' s)', '') || coalesce(': ' || email_subject, '') || coalesce(': ' || note, '')"),
 ]  # fmt: skip
 
-FUB_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("people", "users")]
-CONTACT_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("calls", "text_messages", "events", "appointments")]
+FUB_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("people", "users")] + [
+    dg.AssetKey(["lofty", "core", e]) for e in ("leads", "users")
+]
+CONTACT_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("calls", "text_messages", "events", "appointments")] + [
+    dg.AssetKey(["lofty", "core", "activities"])
+]
 
 
 def rebuild_participants(engine: sa.Engine) -> dict[str, int]:
@@ -39,7 +57,7 @@ def rebuild_participants(engine: sa.Engine) -> dict[str, int]:
                     f"""
                     INSERT INTO core.participant (integration, account_id, source_entity, source_id, kind, name,
                                                   email, phone, deleted_at)
-                    SELECT :integration, s.account_id, :entity, s.source_id, :kind, s.{name}, s.{email}, {phone},
+                    SELECT :integration, s.account_id, :entity, s.source_id, :kind, {name}, {email}, {phone},
                            s.deleted_at
                     FROM {table} s
                     ON CONFLICT (integration, account_id, source_entity, source_id) DO UPDATE
@@ -67,7 +85,7 @@ def rebuild_contact_log(engine: sa.Engine) -> dict[str, int]:
                     INSERT INTO core.contact_log (integration, account_id, source_entity, source_id, kind,
                                                   participant_source_id, agent_source_id, occurred_at, summary,
                                                   deleted_at)
-                    SELECT :integration, s.account_id, :entity, s.source_id, :kind, s.{person}, {agent_expr},
+                    SELECT :integration, s.account_id, :entity, s.source_id, {kind}, s.{person}, {agent_expr},
                            s.{occurred}, {summary}, s.deleted_at
                     FROM {table} s
                     ON CONFLICT (integration, account_id, source_entity, source_id) DO UPDATE
@@ -80,7 +98,7 @@ def rebuild_contact_log(engine: sa.Engine) -> dict[str, int]:
                                             EXCLUDED.occurred_at, EXCLUDED.summary, EXCLUDED.deleted_at)
                     """
                 ),
-                {"integration": integration, "entity": entity, "kind": kind},
+                {"integration": integration, "entity": entity},
             ).rowcount
         total = conn.execute(sa.text("SELECT count(*) FROM core.contact_log WHERE deleted_at IS NULL")).scalar_one()
     return {"rows_written": written, "rows_live": int(total)}
@@ -92,8 +110,8 @@ def rebuild_contact_log(engine: sa.Engine) -> dict[str, int]:
     deps=FUB_DEPS,
     kinds={"postgres"},
     owners=["team:data-platform"],
-    description="Everyone the brokerage deals with, across integrations: leads (FUB people) and agents "
-    "(FUB users), keyed by (integration, account, source entity, source id).",
+    description="Everyone the brokerage deals with, across integrations: leads (FUB people, Lofty leads) and agents "
+    "(FUB users, Lofty members), keyed by (integration, account, source entity, source id).",
 )
 def participant(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=rebuild_participants(warehouse.engine()))
@@ -105,7 +123,8 @@ def participant(warehouse: WarehouseResource) -> dg.MaterializeResult:
     deps=CONTACT_DEPS,
     kinds={"postgres"},
     owners=["team:data-platform"],
-    description="Every touch with a participant across integrations: FUB calls, texts, events, appointments.",
+    description="Every touch with a participant across integrations: FUB calls, texts, events, appointments; Lofty "
+    "calls, texts and emails.",
 )
 def contact_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=rebuild_contact_log(warehouse.engine()))
@@ -120,10 +139,12 @@ def contact_log_has_no_orphans(warehouse: WarehouseResource) -> dg.AssetCheckRes
                 SELECT count(*) FROM core.contact_log c
                 WHERE c.deleted_at IS NULL AND c.participant_source_id IS NOT NULL AND NOT EXISTS (
                     SELECT 1 FROM core.participant p WHERE p.integration = c.integration
-                      AND p.account_id = c.account_id AND p.source_entity = 'people'
+                      AND p.account_id = c.account_id
+                      AND p.source_entity = coalesce((CAST(:entities AS jsonb) ->> c.integration), 'people')
                       AND p.source_id = c.participant_source_id)
                 """
-            )
+            ),
+            {"entities": json.dumps(CONTACT_PARTICIPANT_ENTITY)},
         ).scalar_one()
     return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphans": int(orphans)})
 
