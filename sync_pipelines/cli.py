@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -23,11 +21,6 @@ def _integration(name: str) -> Any:
     from sync_pipelines import registry
 
     return registry.get(name)
-
-
-def _bin(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
 
 
 @click.group()
@@ -130,35 +123,14 @@ def demo() -> None:
 
 @main.command("dev")
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--webhook-port", default=8800, show_default=True, help="Port of the webhook receiver.")
 @_fail_cleanly
-def dev(port: int) -> None:
-    """Dagster UI and daemon on the same database, sensors and schedules on."""
-    from sync_pipelines.lib import project_files
+def dev(port: int, webhook_port: int) -> None:
+    """Dagster UI and daemon, the webhook receiver and, while the sources point at it, the sandbox; Ctrl-C stops
+    them all."""
+    from sync_pipelines import local_stack
 
-    prepare()
-    workspace = project_files.path("workspace.yaml")
-    # A checkout runs where its files are; an installed package runs where the operator is.
-    root = project_files.CHECKOUT_ROOT if project_files.in_checkout() else None
-    click.echo(f"Dagster UI on http://127.0.0.1:{port} (storage: {db.dagster_database_name()})")
-    click.echo("webhook receiver on http://127.0.0.1:8800/webhooks/{integration}/{account}")
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "sync_pipelines.cli", "webhooks", "serve"], cwd=root, env=dict(os.environ)
-    )
-    cmd = [_bin("dagster"), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(cmd, cwd=root, env=dict(os.environ))
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for child in (proc, receiver):
-            if child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-    sys.exit(proc.returncode or 0)
+    sys.exit(local_stack.run_dev(prepare(), port, webhook_port, click.echo))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -463,7 +435,15 @@ def _dlq_ids(ids: tuple[str, ...]) -> list[Any]:
 # sandbox
 # ----------------------------------------------------------------------------------------------
 
-SANDBOX_URL = "http://127.0.0.1:8900"
+
+def _sandbox_url() -> str:
+    """The sandbox the sources' base URLs point at (where `make dev` and the demo serve it), else the default."""
+    from sync_pipelines import local_stack
+
+    return local_stack.sandbox_url()
+
+
+_SANDBOX_URL = click.option("--url", default=_sandbox_url, show_default="the sources' local sandbox, 127.0.0.1:8900")
 
 
 @main.group("sandbox")
@@ -531,7 +511,7 @@ def _admin(url: str, method: str, path: str, body: dict | None = None) -> dict:
 @click.argument("source")
 @click.argument("assignments", nargs=-1)
 @click.option("--reset", is_flag=True, help="Switch every fault of SOURCE off first.")
-@click.option("--url", default=SANDBOX_URL, show_default=True)
+@_SANDBOX_URL
 def sandbox_fault(source: str, assignments: tuple[str, ...], reset: bool, url: str) -> None:
     """Switch faults of a running sandbox: `sandbox fault fub rate_limit_storm=5 malformed_rate=0.01`."""
     import json
@@ -553,14 +533,14 @@ def sandbox_faults() -> None:
 
 @sandbox_group.command("advance")
 @click.argument("seconds", type=float)
-@click.option("--url", default=SANDBOX_URL, show_default=True)
+@_SANDBOX_URL
 def sandbox_advance(seconds: float, url: str) -> None:
     """Move the sources' clock: they create, update and delete records as time passes."""
     click.echo(_admin(url, "POST", "clock/advance", {"seconds": seconds})["now"])
 
 
 @sandbox_group.command("info")
-@click.option("--url", default=SANDBOX_URL, show_default=True)
+@_SANDBOX_URL
 def sandbox_info(url: str) -> None:
     """Counts per source and entity, credentials and the clock of a running sandbox."""
     import json

@@ -179,9 +179,11 @@ def webhook_definitions(integration: Integration) -> WebhookDefinitions:
     # At 5 the two race: a pass that comes round a few ms early skips the sensor, and events waited 10 s instead
     # of 5 (measured: tick gaps of 5.0 and 9.4-10.0 s, bench/bench_webhook_e2e.py). At 1 the sensor runs on every
     # pass: the loop alone sets the pace.
+    # By name, not `job=`: Definitions would rebuild a sensor holding a job object with its resources bound, and that
+    # copy passes `owners=[]`, which Dagster 1.13 warns about (BetaWarning) on every command that loads definitions.
     @dg.sensor(
         name=f"{name}_webhook_events",
-        job=_job,
+        job_name=_job.name,
         minimum_interval_seconds=1,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Claims pending {integration.title} webhook events and requests one run per batch.",
