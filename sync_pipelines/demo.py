@@ -79,6 +79,10 @@ def backfill(instance: Any, integration: Integration, resource: Any, echo: Echo 
         echo(f"  [{n}/{len(integration.load_order)}] {entity:<24} {len(outcomes)} run(s) "
              f"{'ok  ' if not bad else 'FAIL'} fetched={rows:<7,} inserted={inserted:<7,} {seconds:5.1f} s "
              f"{_rate(rows, seconds)}")  # fmt: skip
+        if bad:
+            # Later entities would retry against the same fault (minutes each): the error above says what to fix.
+            echo(f"  stopping {integration.title}'s backfill at {entity}: see the error above")
+            break
     seconds = time.monotonic() - started
     echo(f"backfill: {runs} Dagster runs, {fetched:,} records in {seconds:.1f} s ({_rate(fetched, seconds)}), "
          + ("all succeeded" if not failed else f"{failed} FAILED"))  # fmt: skip
