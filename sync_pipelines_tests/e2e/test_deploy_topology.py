@@ -187,6 +187,29 @@ def _environment(tmp: Path, pg: URL, sandbox_url: str, venv_bin: Path) -> dict[s
     }
 
 
+def _production(sandbox_url: str, pg: URL) -> dict[str, str]:
+    """SYNC_MODE=production with every setting it requires (lib/modes.py, sync_pipelines/settings.py), each pointing
+    at the sandbox: what a deployment sets, with real URLs and secrets. Empty where the package has no production
+    mode yet, and the topology then runs in local mode with the warehouse, key and FUB URL set explicitly."""
+    try:
+        from sync_pipelines import settings
+    except ImportError:
+        return {}
+    env = {"SYNC_MODE": "production"}
+    for setting in settings.production_settings():
+        if setting.name in ("SYNC_DATABASE_URL", "SYNC_SECRET_KEY"):
+            continue
+        default = setting.local_default or ""
+        if setting.url:
+            env[setting.name] = default.replace("http://127.0.0.1:8900", sandbox_url) or f"{sandbox_url}/none"
+        elif setting.name.endswith("DATABASE_URL"):
+            # A database the sources never reach in this test (the ERP is not backfilled here).
+            env[setting.name] = pg.set(database=f"{WAREHOUSE_DB}_erp").render_as_string(hide_password=False)
+        else:
+            env[setting.name] = default or f"deploy-test-{setting.name.lower()}"
+    return env
+
+
 def _run(args: list[str], env: Mapping[str, str], cwd: Path) -> str:
     done = subprocess.run(args, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
@@ -224,6 +247,8 @@ def test_wheel_in_its_own_venv_runs_the_deploy_topology_and_lands_a_queued_backf
     sandbox["fub"].rate_limits.update({"global": (0, 10.0), "events": (0, 10.0)})
     with tcp_postgres(tmp_path / "pg") as pg, SandboxServer(sandbox) as server, child_processes() as started:
         env = _environment(tmp_path, pg, server.url, venv_bin)
+        production = _production(server.url, pg)
+        env.update({k: v for k, v in production.items() if k not in env})
 
         # The package under test is the wheel's, with the wheel's own migrations and config.
         where = _run(
