@@ -23,7 +23,9 @@ fetched again by id (the source has the truth, and an event's snapshot is render
 version, which need not be ours). Pages carry the old cursor but the last, which carries the newest event's time.
 A cursor the feed no longer reaches back to (no retained event at or before it: events expire after 30 days) falls
 back to a re-walk of the whole list, which soft-deletes what the source no longer lists; the run's metadata says so
-(`events_feed`). A first delta (no cursor, nothing with an update time in core) reads the whole retained feed.
+(`events_feed`); so does one the feed cannot vouch for (module `_feed_lost`). A first delta starts at the newest
+creation time in core (the load path's `_source_updated_at`: Stripe objects have no update time), or, with nothing
+in core, reads the whole retained feed.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ API_VERSION = "2024-06-20"
 PAGE_SIZE = 100
 FETCH_PAGE = 100  # records re-fetched by id per Page handed to the load path
 EVENT_RETENTION = timedelta(days=30)
+# The feed's oldest end moves while a delta reads it: a cursor this close to it counts as lost already.
+FEED_EDGE = timedelta(days=1)
 # A cursor before this is no cursor: nothing in core carries an update time (Stripe objects have none).
 NO_CURSOR = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -148,7 +152,8 @@ def stamp(entity: str, record: dict) -> dict:
         return record
     created = epoch_iso(record.get("created"))
     if created is not None:
-        record["_created"] = created
+        # Stripe objects carry no update time: the creation time stands in (entities.py).
+        record["_created"] = record["_updated"] = created
     times = TIMES.get(entity)
     if times:
         record["_t"] = {target: epoch_iso(_at(record, path)) for target, path in times.items()}
@@ -305,10 +310,16 @@ class StripeClient(ApiClient):
 
     # -- the events feed -------------------------------------------------------------------------
 
-    def _feed_reaches(self, since: datetime) -> bool:
-        """Whether the events feed still holds an event at or before `since`: then nothing after it has expired."""
+    def _feed_lost(self, since: datetime) -> bool:
+        """Whether events after `since` may have left the feed. Not when the feed still holds an event at or before
+        `since`; otherwise when `since` is older than the retention before the source's now, which is the newest
+        event's time (the source's clock, not ours), or ours when the feed is empty (an account silent for 30
+        days: nothing says how old the cursor is, so it is re-walked)."""
         body, _ = self.get_json("v1/events", {"limit": 1, "created[lte]": int(since.timestamp())})
-        return bool(paging.records_at(body, "data"))
+        if paging.records_at(body, "data"):
+            return False
+        now = self._newest_event() or datetime.now(UTC)
+        return since < now - EVENT_RETENTION + FEED_EDGE
 
     def changed_since(self, entity: str, since: datetime) -> tuple[list[str], list[str], datetime | None]:
         """(ids to fetch again, ids deleted, the newest event's time) from the events after `since` (inclusive),
@@ -341,7 +352,7 @@ class StripeClient(ApiClient):
         self.rewalked.discard(entity)
         cursor = time_text(since)
         known = since >= NO_CURSOR
-        if known and not self._feed_reaches(since):
+        if known and self._feed_lost(since):
             self.stats.events_feed = (
                 f"cursor {cursor} is older than the events feed reaches (Stripe keeps {EVENT_RETENTION.days} days): "
                 f"{entity} re-walked whole"

@@ -1,15 +1,17 @@
 """What Stripe entities are, where they come from, and how their fields map to core columns.
 
-Every record reaches the load path with what the client adds (client.py, `stamp`): `_created` (Stripe's epoch
-`created` as ISO 8601 UTC text, absent when `created` is not an integer, which sends the record to the DLQ), `_t`
-(the other epoch-second times an entity maps, as ISO text), `_livemode` (the JSON boolean, or a text that names
-what came instead, which the boolean cast refuses) and, for the rows read out of a parent's embedded list
+Every record reaches the load path with what the client adds (client.py, `stamp`): `_created` and `_updated`
+(Stripe's epoch `created` as ISO 8601 UTC text, absent when `created` is not an integer, which sends the record to
+the DLQ), `_t` (the other epoch-second times an entity maps, as ISO text), `_livemode` (the JSON boolean, or a text
+that names what came instead, which the boolean cast refuses) and, for the rows read out of a parent's embedded list
 (subscription items, invoice lines), `_parent` and the parent's `created`. The record is otherwise stored as
 received.
 
-Stripe objects carry no update time. `_source_updated_at` stays NULL: every write is the object as the API served
-it at that moment (a list read or a re-fetch by id), so the newest read wins, and the change guard skips what did
-not change. Events are never applied from their snapshots (see client.py, "Delta").
+Stripe objects carry no update time. `_updated` (-> `_source_updated_at`) is the creation time: it never holds a
+write back (every write of an object carries the same one), and the newest of them is where a first delta starts.
+Every write is the object as the API served it at that moment (a list read or a re-fetch by id), so the newest read
+wins, and the change guard skips what did not change. Events are never applied from their snapshots (client.py,
+"Delta").
 
 No entity declares a parent (EntitySpec.parent): Stripe keeps a deleted customer's canceled subscriptions, invoices
 and charges, so a child whose parent was deleted before our first read would wait in pending_children forever.
@@ -71,7 +73,7 @@ def _system() -> tuple[M, ...]:
     return (
         M("id", "source_id", "text", is_required=True),
         M(CREATED_FIELD, "created_at_source", "timestamptz", is_required=True),
-        # Stripe objects have no update time (module docstring).
+        # Stripe objects have no update time: the client sets the creation time (module docstring).
         M("_updated", "_source_updated_at", "timestamptz"),
     )
 
