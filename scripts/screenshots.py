@@ -72,10 +72,17 @@ def main() -> int:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         for name, path, ready in pages:
             page.goto(f"{args.url}{path}", wait_until="networkidle", timeout=60_000)
+            skip = page.get_by_role("button", name="Skip")  # the UI's first-visit "join the community" dialog
+            if skip.count():
+                skip.first.click()
             try:
                 page.wait_for_selector(ready, timeout=30_000)
             except PlaywrightTimeout:
                 print(f"warning: {path}: {ready!r} did not show within 30 s; the picture shows the page as it was")
+            try:
+                page.wait_for_selector("text=fetching statuses", state="detached", timeout=30_000)
+            except PlaywrightTimeout:
+                print(f"warning: {path}: asset statuses still loading after 30 s")
             page.wait_for_timeout(1500)  # let the graph settle its layout
             page.screenshot(path=str(args.out / name))
             print(f"{args.out / name}: {args.url}{path}")

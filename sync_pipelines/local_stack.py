@@ -10,6 +10,7 @@ in production mode) there is no sandbox to serve.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -195,15 +196,29 @@ def _workspace() -> Path:
 
 
 def _stop(proc: subprocess.Popen, grace: float = 30.0) -> None:
-    """SIGINT first: `dg dev` then shuts its webserver and daemon down itself."""
+    """SIGINT first, as Ctrl-C would: `dg dev` then shuts its webserver, daemon and code servers down itself. What
+    is left of its process group after that is terminated, then killed."""
     for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        if proc.poll() is not None:
+        try:
+            if sig == signal.SIGINT:
+                proc.send_signal(sig)
+            else:
+                os.killpg(proc.pid, sig)
+        except ProcessLookupError:
             return
-        proc.send_signal(sig)
         try:
             proc.wait(wait)
         except subprocess.TimeoutExpired:
             continue
+        if sig == signal.SIGINT:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)  # a code server or run worker that outlived dg
+        return
+
+
+def _interruptible() -> None:
+    # A `make dev` started in the background inherits an ignored SIGINT; Dagster's processes must still hear it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_dev(url: Any, port: int, webhook_port: int, echo: Callable[[str], Any] = print) -> int:
@@ -218,6 +233,7 @@ def run_dev(url: Any, port: int, webhook_port: int, echo: Callable[[str], Any] =
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
     root = sandbox_root()
     proc: subprocess.Popen | None = None
     with ExitStack() as stack:
@@ -242,7 +258,15 @@ def run_dev(url: Any, port: int, webhook_port: int, echo: Callable[[str], Any] =
             # Run from DAGSTER_HOME: from the checkout, Dagster would warn that its dagster.yaml is not the one used.
             cmd = [str(Path(sys.executable).parent / "dg"), "dev", "-w", str(_workspace()), "-h", "127.0.0.1",
                    "-p", str(port), "--log-level", "warning"]  # fmt: skip
-            proc = subprocess.Popen(cmd, cwd=home, env=dict(os.environ))
+            # Its own process group, so that it is stopped in order (below), and its output (every run worker's
+            # events included) in a log file: the terminal keeps the few lines a person reads.
+            log_path = db.sync_home() / "logs" / "dagster-dev.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = stack.enter_context(log_path.open("ab"))
+            proc = subprocess.Popen(
+                cmd, cwd=home, env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_interruptible,
+            )  # fmt: skip
             echo("sync_pipelines dev: Ctrl-C stops all of it")
             echo(f"  Dagster UI        http://127.0.0.1:{port} (storage: database {db.dagster_database_name()}; "
                  "schedules and sensors on)")  # fmt: skip
@@ -250,6 +274,7 @@ def run_dev(url: Any, port: int, webhook_port: int, echo: Callable[[str], Any] =
             echo(f"  webhook receiver  {receiver.url}/webhooks/{{integration}}/{{account}}"
                  + (" (the sandbox's webhooks go here)" if root else ""))  # fmt: skip
             echo("  status            .venv/bin/sync-pipelines status")
+            echo(f"  Dagster's log     {log_path}")
             return proc.wait()
         except KeyboardInterrupt:
             echo("stopping Dagster, the receiver and the sandbox ...")
