@@ -23,6 +23,16 @@ def _integration(name: str) -> Any:
     return registry.get(name)
 
 
+@_fail_cleanly
+def _check_mode() -> None:
+    """SYNC_MODE=production: no command runs until every setting production needs is there (one line naming every
+    missing one, exit 2); `--help` still answers."""
+    from sync_pipelines import settings
+
+    if "--help" not in sys.argv[1:]:
+        settings.check("sync-pipelines")
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
@@ -31,6 +41,7 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _check_mode()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -117,6 +128,9 @@ def prepare() -> Any:
 def demo() -> None:
     """Set everything up, sync every integration from the sandbox, print a summary."""
     from sync_pipelines.demo import run_demo
+    from sync_pipelines.lib import modes
+
+    modes.refuse_in_production("the demo (it syncs from the sandbox)")
 
     run_demo(prepare())
 
@@ -447,8 +461,12 @@ _SANDBOX_URL = click.option("--url", default=_sandbox_url, show_default="the sou
 
 
 @main.group("sandbox")
+@_fail_cleanly
 def sandbox_group() -> None:
     """The built-in simulators of every source, over real HTTP on 127.0.0.1."""
+    from sync_pipelines.lib import modes
+
+    modes.refuse_in_production("the sandbox")
 
 
 def _parse_faults(specs: tuple[str, ...]) -> dict[str, dict[str, str]]:

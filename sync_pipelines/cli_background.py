@@ -72,10 +72,10 @@ def background_create(
 ) -> None:
     """Plan a pass for ENTITIES (default: every ERP table) from the source's row counts."""
     from sync_pipelines.defs.erp import background
-    from sync_pipelines.sandbox import erp
+    from sync_pipelines.defs.erp.source import erp_url
 
     engine = _engine()
-    plans = background.create(engine, erp.erp_url(), entities or None, window=background.parse_window(window),
+    plans = background.create(engine, erp_url(), entities or None, window=background.parse_window(window),
                               timezone=tz, days=days, chunk_size=chunk_size, restart=restart,
                               clock=_clock(now))  # fmt: skip
     for p in plans:
@@ -139,11 +139,11 @@ def background_resume(entities: tuple[str, ...]) -> None:
 def background_tick(entities: tuple[str, ...], now: str | None) -> None:
     """Run one tick now, as the schedule would: move what the window and tonight's quota allow."""
     from sync_pipelines.defs.erp import background
-    from sync_pipelines.sandbox import erp
+    from sync_pipelines.defs.erp.source import erp_url
 
     # A checkpoint after each committed chunk: an interrupt that surfaced as a table's error stops the tick too.
     results = background.tick(
-        _engine(), erp.erp_url(), entities or None, clock=_clock(now), on_chunk=lambda _e, _n: interrupts.check(STOPPED)
+        _engine(), erp_url(), entities or None, clock=_clock(now), on_chunk=lambda _e, _n: interrupts.check(STOPPED)
     )
     failed = False
     for r in results:
@@ -180,12 +180,12 @@ def _night_report(engine: Any, clock: Any, entities: tuple[str, ...], echo: Call
 def background_simulate(entities: tuple[str, ...], nights: int, start: str) -> None:
     """Run NIGHTS nights of the schedule in simulated time (seconds, not days) and print progress each night."""
     from sync_pipelines.defs.erp import background
-    from sync_pipelines.sandbox import erp
+    from sync_pipelines.defs.erp.source import erp_url
 
     clock = _clock(start)
     engine = _engine()
     report = _night_report(engine, clock, entities, click.echo)
-    background.simulate_nights(engine, erp.erp_url(), nights, clock, entities or None, on_night=report)
+    background.simulate_nights(engine, erp_url(), nights, clock, entities or None, on_night=report)
 
 
 def demo_background_pass(

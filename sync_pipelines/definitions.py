@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sync_pipelines import registry
+from sync_pipelines import registry, settings
 
 # Modules, not their Definitions objects: Dagster refuses a module scope holding more than one.
 from sync_pipelines.defs.core import definitions as core
 from sync_pipelines.defs.erp import definitions as erp
 from sync_pipelines.defs.platform import definitions as platform
 from sync_pipelines.lib.integration.definitions import build
+
+# In production mode every Dagster process (code server, daemon, webserver, each run worker) refuses to load the
+# definitions until all the settings production needs are there, naming every missing one.
+settings.check("the Dagster code location")
 
 # The in-process executor for every job: each of our runs is one step or a few sequential ones, so a process per
 # step gains nothing, and the run worker is then the process a run records in its tags (lib/runs.py), whose

@@ -19,6 +19,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import os
 import socket
 import sys
 import threading
@@ -38,7 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sync_pipelines import webhook_sources
-from sync_pipelines.lib import crypto, db, webhooks
+from sync_pipelines.lib import crypto, db, modes, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class Integration:
     parse: Callable[[dict[str, Any], bytes], Parsed]
     # Which stored secret signs this source's webhooks, in order of preference.
     secret_keys: tuple[str, ...] = ("webhook_secret",)
+    # An env var with a secret every account shares, tried after the stored ones.
+    secret_env: str | None = None
+    # The sandbox's demo secret, tried last and only in local mode: anyone can read it in this repository.
     default_secret: Callable[[], str | None] | None = None
     # A source that signs nothing is verified by its callback URL's query instead (Webhooks.verify_request).
     verify_request: Callable[[bytes, Mapping[str, str], Mapping[str, str], str], bool] | None = None
@@ -97,6 +101,17 @@ class Integration:
         if self.verify_request is not None:
             return self.verify_request(body, headers, query, secret)
         return self.verify(body, headers, secret)
+
+    def fallback_secret(self) -> str | None:
+        """The secret for an account that stored none: the shared one from the environment, else in local mode only
+        the sandbox's demo secret."""
+        if self.secret_env:
+            shared = os.environ.get(self.secret_env, "").strip()
+            if shared:
+                return shared
+        if self.default_secret is not None and modes.is_local():
+            return self.default_secret()
+        return None
 
 
 def _declared() -> dict[str, Integration]:
@@ -114,6 +129,7 @@ def _declared() -> dict[str, Integration]:
             hooks.verify,
             lambda payload, body, identify=identify: Parsed(*identify(payload, body)),
             hooks.secret_keys,
+            hooks.secret_env,
             hooks.default_secret,
             verify_request=hooks.verify_request,
             split=hooks.split,
@@ -245,6 +261,10 @@ class Receiver:
     def __init__(
         self, database_url: URL | str | None = None, pool_size: int = DEFAULT_POOL_SIZE, freeze_gc: bool = False
     ) -> None:
+        from sync_pipelines import settings
+
+        # In production the receiver starts only with every setting there (no demo secret to fall back on).
+        settings.check("the webhook receiver")
         url = make_url(database_url) if isinstance(database_url, str) else (database_url or db.warehouse_url())
         self._freeze_gc = freeze_gc
         self._pool = _ConnectionPool(db.libpq_uri(url), pool_size)
@@ -275,8 +295,8 @@ class Receiver:
             return None  # not cached: an account added a moment later is found at once
         secrets: dict[str, Any] = orjson.loads(crypto.decrypt(row[1])) if row[1] is not None else {}
         secret = next((str(secrets[k]) for k in integration.secret_keys if secrets.get(k)), None)
-        if secret is None and integration.default_secret is not None:
-            secret = integration.default_secret()
+        if secret is None:
+            secret = integration.fallback_secret()
         account = KnownAccount(row[0], secret)
         self._accounts[key] = (time.monotonic() + ACCOUNT_CACHE_SECONDS, account)
         return account

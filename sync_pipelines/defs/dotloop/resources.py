@@ -1,11 +1,9 @@
 """The DotLoop API as a Dagster resource. Each account's token pair lives encrypted in bridge.credentials (put there
 by `accounts add dotloop`, tokens.connect, and rotated by tokens.StoredTokens); the OAuth client id and secret are
-the application's, from SYNC_DOTLOOP_CLIENT_ID / SYNC_DOTLOOP_CLIENT_SECRET (EnvVars) or, offline, the sandbox's
-demo client."""
+the application's, from SYNC_DOTLOOP_CLIENT_ID / SYNC_DOTLOOP_CLIENT_SECRET (EnvVars) or, in local mode only, the
+sandbox's demo client (lib/modes.py)."""
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 import sqlalchemy as sa
@@ -13,6 +11,15 @@ from pydantic import Field
 
 from sync_pipelines.defs.dotloop import warehouse
 from sync_pipelines.defs.dotloop.client import BATCH_SIZE, DotLoopClient
+from sync_pipelines.defs.dotloop.declaration import (
+    AUTH_URL,
+    BASE_URL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DEFAULT_BASE_URL,
+    PRODUCTION_AUTH_URL,
+    PRODUCTION_BASE_URL,
+)
 from sync_pipelines.defs.dotloop.tokens import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
@@ -20,25 +27,14 @@ from sync_pipelines.defs.dotloop.tokens import (
     StoredTokens,
     TokenEndpoint,
 )
+from sync_pipelines.lib import modes
 from sync_pipelines.lib.accounts import Account
 
-BASE_URL_ENV = "SYNC_DOTLOOP_BASE_URL"
-AUTH_URL_ENV = "SYNC_DOTLOOP_AUTH_URL"
-CLIENT_ID_ENV = "SYNC_DOTLOOP_CLIENT_ID"
-CLIENT_SECRET_ENV = "SYNC_DOTLOOP_CLIENT_SECRET"
-# The sandbox serves both of DotLoop's hosts under one root (sync-pipelines sandbox serve).
-DEFAULT_BASE_URL = "http://127.0.0.1:8900/dotloop"
-PRODUCTION_BASE_URL = "https://api-gateway.dotloop.com"
-PRODUCTION_AUTH_URL = "https://auth.dotloop.com"
+BASE_URL_ENV = BASE_URL.name
+AUTH_URL_ENV = AUTH_URL.name
+CLIENT_ID_ENV = CLIENT_ID.name
+CLIENT_SECRET_ENV = CLIENT_SECRET.name
 API_PATH = "public/v2"
-
-
-def _value(setting: str) -> str:
-    """A setting as configured: an EnvVar is read here when the resource is used outside a Dagster run (the CLI's
-    `accounts add`), where Dagster has not resolved it."""
-    if isinstance(setting, dg.EnvVar):
-        return setting.get_value() or ""
-    return setting
 
 
 class DotLoopResource(dg.ConfigurableResource):
@@ -56,16 +52,18 @@ class DotLoopResource(dg.ConfigurableResource):
 
     @property
     def api_url(self) -> str:
-        return f"{self.base_url.rstrip('/')}/{API_PATH}"
+        return f"{modes.resolve(self.base_url).rstrip('/')}/{API_PATH}"
 
     @property
     def token_url(self) -> str:
-        return f"{(self.auth_url or self.base_url).rstrip('/')}/{TOKEN_PATH}"
+        auth_url = modes.resolve(self.auth_url) if self.auth_url else ""
+        return f"{(auth_url or modes.resolve(self.base_url)).rstrip('/')}/{TOKEN_PATH}"
 
     def token_endpoint(self) -> TokenEndpoint:
         return TokenEndpoint(
-            self.token_url, _value(self.client_id), _value(self.client_secret), timeout=self.timeout_seconds
-        )
+            self.token_url, modes.resolve(self.client_id), modes.resolve(self.client_secret),
+            timeout=self.timeout_seconds,
+        )  # fmt: skip
 
     def client_for(self, engine: sa.Engine, account: Account) -> DotLoopClient:
         return DotLoopClient(
@@ -82,12 +80,12 @@ class DotLoopResource(dg.ConfigurableResource):
 
 
 def dotloop_resource_from_env() -> DotLoopResource:
-    secret = lambda name, default: dg.EnvVar(name) if os.environ.get(name) else default  # noqa: E731
+    # EnvVars, read when a run starts; the sandbox's hosts and demo client only in local mode with them unset.
     return DotLoopResource(
-        base_url=os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL),
-        auth_url=os.environ.get(AUTH_URL_ENV, ""),
-        client_id=secret(CLIENT_ID_ENV, SANDBOX_CLIENT_ID),
-        client_secret=secret(CLIENT_SECRET_ENV, SANDBOX_CLIENT_SECRET),
+        base_url=modes.configured(BASE_URL),
+        auth_url=modes.configured(AUTH_URL),
+        client_id=modes.configured(CLIENT_ID),
+        client_secret=modes.configured(CLIENT_SECRET),
     )
 
 

@@ -22,19 +22,27 @@ from psycopg.types.string import TextLoader
 from sqlalchemy.engine import URL, make_url
 
 from sync_pipelines.defs.erp.entities import PRIMARY_KEYS, SOURCE_SCHEMA, SOURCES
-from sync_pipelines.lib import db
+from sync_pipelines.lib import db, modes
 from sync_pipelines.lib.load import Staged
+from sync_pipelines.lib.modes import EnvSetting
 
 _TEXT_TYPES = ("numeric", "timestamptz", "timestamp", "date")
 ERP_URL_ENV = "SYNC_ERP_DATABASE_URL"
+DATABASE_URL = EnvSetting(ERP_URL_ENV, "the ERP database, postgresql://user:password@host:5432/database", secret=True)
 
 
 def erp_url() -> URL:
-    """The ERP database: SYNC_ERP_DATABASE_URL, else `<warehouse database>_erp` on the warehouse's server.
+    """The ERP database: SYNC_ERP_DATABASE_URL, else (local mode only) `<warehouse database>_erp` on the warehouse's
+    server.
 
     The default is where the demo creates the sandbox ERP (`sandbox.erp.create_database`); it lives here, not in
-    the sandbox, because production code never imports the sandbox (the sandbox reads it from here)."""
+    the sandbox, because production code never imports the sandbox (the sandbox reads it from here). Production
+    has no default: a generated sandbox ERP beside the warehouse is never what a brokerage's ERP is."""
     raw = os.environ.get(ERP_URL_ENV, "").strip()
+    if not raw and modes.is_production():
+        raise db.ConfigError(
+            f"{modes.MODE_ENV}=production: {ERP_URL_ENV} is not set; set it to {DATABASE_URL.description}"
+        )
     if raw:
         try:
             url = make_url(raw)

@@ -7,14 +7,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from sync_pipelines.defs.fub.client import SANDBOX_SYSTEM_KEY
 from sync_pipelines.defs.fub.entities import COLLECTIONS, LOAD_ORDER, REFERENCE_ENTITIES, SPECS
 from sync_pipelines.lib.integration.declaration import Change, Entity, Integration, Partitioning, Webhooks
+from sync_pipelines.lib.modes import EnvSetting
 from sync_pipelines.lib.webhooks import body_hash, header
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8900/fub"  # the sandbox (sync-pipelines sandbox serve)
+BASE_URL = EnvSetting("SYNC_FUB_BASE_URL", "https://api.followupboss.com", url=True, local_default=DEFAULT_BASE_URL)
+SYSTEM_KEY = EnvSetting(
+    "SYNC_FUB_SYSTEM_KEY",
+    "the X-System-Key FUB registered for our system; it also signs FUB webhooks",
+    secret=True,
+    local_default=SANDBOX_SYSTEM_KEY,
+)
 
 # FUB event name prefix -> our entity. Longest prefix first; relationship events are not loaded.
 _EVENT_PREFIXES: tuple[tuple[str, str | None], ...] = (
@@ -92,12 +102,6 @@ def sandbox_resource(root: str) -> Any:
     return FubResource(base_url=f"{root}/fub")
 
 
-def default_secret() -> str | None:
-    # FUB signs with the system's X-System-Key: the one the resource is configured with.
-    configured = os.environ.get("SYNC_FUB_SYSTEM_KEY") or resource().system_key
-    return configured if isinstance(configured, str) else None
-
-
 FUB = Integration(
     name="fub",
     title="Follow Up Boss",
@@ -119,7 +123,10 @@ FUB = Integration(
         identify=identify,
         changes=changes,
         secret_keys=("webhook_secret", "system_key"),
-        default_secret=default_secret,
+        # FUB signs with the system's X-System-Key, the same for every account; the sandbox's in local mode only.
+        secret_env=SYSTEM_KEY.name,
+        default_secret=lambda: SANDBOX_SYSTEM_KEY,
     ),
+    env_settings=(BASE_URL, SYSTEM_KEY),
     description="CRM: people, deals, stages, events, calls, texts, appointments, users, groups.",
 )

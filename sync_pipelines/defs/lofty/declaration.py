@@ -11,10 +11,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from sync_pipelines.defs.lofty.client import BASE_URL_ENV, DEFAULT_BASE_URL
 from sync_pipelines.defs.lofty.entities import DESCRIPTIONS, INCREMENTAL, LOAD_ORDER, PARTITIONING, SOURCE_NAMES, SPECS
 from sync_pipelines.defs.lofty.webhooks import WEBHOOKS
 from sync_pipelines.lib.errors import OperatorError
 from sync_pipelines.lib.integration.declaration import Entity, Integration
+from sync_pipelines.lib.modes import EnvSetting
+
+# Each account's API key and webhook secret are stored with the account; the base URL is the application's.
+BASE_URL = EnvSetting(BASE_URL_ENV, "https://api.lofty.com", url=True, local_default=DEFAULT_BASE_URL)
 
 
 # Dagster is imported where a resource is built, not by the declaration (see defs/fub/declaration.py).
@@ -59,4 +64,5 @@ LOFTY = Integration(
     delta_cron_env="SYNC_LOFTY_DELTA_CRON",
     webhooks=WEBHOOKS,
     description="CRM: leads (contacts), tags on them, their calls, texts and emails, and the team's members.",
+    env_settings=(BASE_URL,),
 )

@@ -3,14 +3,13 @@ lives encrypted in bridge.credentials; nothing here defaults a secret."""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from sync_pipelines.defs.lofty.client import BASE_URL_ENV, DEFAULT_BASE_URL, LoftyClient
-from sync_pipelines.lib import accounts
+from sync_pipelines.defs.lofty.client import DEFAULT_BASE_URL, LoftyClient
+from sync_pipelines.defs.lofty.declaration import BASE_URL
+from sync_pipelines.lib import accounts, modes
 from sync_pipelines.lib.accounts import Account
 from sync_pipelines.lib.errors import OperatorError
 
@@ -29,11 +28,14 @@ class LoftyResource(dg.ConfigurableResource):
                 f"lofty account {account.name}: no api_key stored; run `sync-pipelines accounts add lofty --name "
                 f"{account.name} --secret api_key=<the team's Lofty API key>`"
             )
-        return LoftyClient(self.base_url, api_key, timeout=self.timeout_seconds, max_attempts=self.max_attempts)
+        return LoftyClient(
+            modes.resolve(self.base_url), api_key, timeout=self.timeout_seconds, max_attempts=self.max_attempts
+        )
 
 
 def lofty_resource_from_env() -> LoftyResource:
-    return LoftyResource(base_url=os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL))
+    # An EnvVar, read when a run starts; the sandbox's URL only in local mode with SYNC_LOFTY_BASE_URL unset.
+    return LoftyResource(base_url=modes.configured(BASE_URL))
 
 
 def sandbox_resource(root: str) -> LoftyResource:

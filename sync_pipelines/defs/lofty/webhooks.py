@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -119,7 +118,7 @@ LOCAL_WEBHOOK_SECRET = "lofty_local_webhook_secret"
 
 
 def default_secret() -> str | None:
-    return os.environ.get(SECRET_ENV) or LOCAL_WEBHOOK_SECRET
+    return LOCAL_WEBHOOK_SECRET
 
 
 WEBHOOKS = Webhooks(
@@ -127,6 +126,8 @@ WEBHOOKS = Webhooks(
     identify=identify,
     changes=changes,
     secret_keys=("webhook_secret",),
+    # SYNC_LOFTY_WEBHOOK_SECRET in every mode; the demo's only in local mode (lib/modes.py).
+    secret_env=SECRET_ENV,
     default_secret=default_secret,
     verify_request=verify_request,
     split=split,

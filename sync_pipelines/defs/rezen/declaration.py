@@ -5,8 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from sync_pipelines.defs.rezen import lifecycle, webhooks
+from sync_pipelines.defs.rezen.client import (
+    ARRAKIS_URL_ENV,
+    DEFAULT_ARRAKIS_URL,
+    DEFAULT_YENTA_URL,
+    PRODUCTION_ARRAKIS_URL,
+    PRODUCTION_YENTA_URL,
+    YENTA_URL_ENV,
+)
 from sync_pipelines.defs.rezen.entities import INCREMENTAL, LOAD_ORDER, PARTITIONING, SPECS
 from sync_pipelines.lib.integration.declaration import Departures, Entity, Integration, Webhooks
+from sync_pipelines.lib.modes import EnvSetting
+
+# Each account's API key and webhook secret are stored with the account; the hosts are the application's.
+ARRAKIS_URL = EnvSetting(ARRAKIS_URL_ENV, PRODUCTION_ARRAKIS_URL, url=True, local_default=DEFAULT_ARRAKIS_URL)
+YENTA_URL = EnvSetting(YENTA_URL_ENV, PRODUCTION_YENTA_URL, url=True, local_default=DEFAULT_YENTA_URL)
 
 
 # Dagster is imported where a resource or a check is built, not by the declaration (see defs/fub/declaration.py).
@@ -54,5 +67,6 @@ REZEN = Integration(
         close=lifecycle.close_departures,
     ),
     extra_checks=lifecycle_checks,
+    env_settings=(ARRAKIS_URL, YENTA_URL),
     description="Brokerage: transactions, listings, agents, teams, network, revenue share, equity, cap info.",
 )

@@ -1,22 +1,16 @@
 """The reZEN API as a Dagster resource: the two hosts (arrakis for transactions and revenue share, yenta for
-agents, network and teams) and HTTP behaviour. Per-account API keys live encrypted in bridge.credentials."""
+agents, network and teams) and HTTP behaviour. Per-account API keys live encrypted in bridge.credentials; the hosts
+come from SYNC_REZEN_ARRAKIS_URL and SYNC_REZEN_YENTA_URL (the sandbox's only in local mode)."""
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from sync_pipelines.defs.rezen.client import (
-    ARRAKIS_URL_ENV,
-    DEFAULT_ARRAKIS_URL,
-    DEFAULT_YENTA_URL,
-    YENTA_URL_ENV,
-    RezenClient,
-)
-from sync_pipelines.lib import accounts
+from sync_pipelines.defs.rezen.client import DEFAULT_ARRAKIS_URL, DEFAULT_YENTA_URL, RezenClient
+from sync_pipelines.defs.rezen.declaration import ARRAKIS_URL, YENTA_URL
+from sync_pipelines.lib import accounts, modes
 from sync_pipelines.lib.accounts import Account
 
 
@@ -31,8 +25,8 @@ class RezenResource(dg.ConfigurableResource):
     def client_for(self, engine: sa.Engine, account: Account) -> RezenClient:
         secrets = accounts.secrets_for(engine, account.id)
         return RezenClient(
-            self.arrakis_url,
-            self.yenta_url,
+            modes.resolve(self.arrakis_url),
+            modes.resolve(self.yenta_url),
             secrets["api_key"],
             secrets.get("yenta_id") or None,
             timeout=self.timeout_seconds,
@@ -41,10 +35,8 @@ class RezenResource(dg.ConfigurableResource):
 
 
 def rezen_resource_from_env() -> RezenResource:
-    return RezenResource(
-        arrakis_url=os.environ.get(ARRAKIS_URL_ENV, DEFAULT_ARRAKIS_URL),
-        yenta_url=os.environ.get(YENTA_URL_ENV, DEFAULT_YENTA_URL),
-    )
+    # EnvVars, read when a run starts; the sandbox's hosts only in local mode with the variables unset.
+    return RezenResource(arrakis_url=modes.configured(ARRAKIS_URL), yenta_url=modes.configured(YENTA_URL))
 
 
 def sandbox_resource(root: str) -> RezenResource:

@@ -1,20 +1,18 @@
 """The SkySlope API as a Dagster resource. Each account's four secrets (the integrator's client id and secret, the
-brokerage user's access key and secret) live encrypted in bridge.credentials."""
+brokerage user's access key and secret) live encrypted in bridge.credentials; the base URL comes from
+SYNC_SKYSLOPE_BASE_URL (the sandbox's only in local mode)."""
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from sync_pipelines.defs.skyslope.client import BASE_URL_ENV, DEFAULT_BASE_URL, SkySlopeClient
-from sync_pipelines.lib import accounts
+from sync_pipelines.defs.skyslope.client import DEFAULT_BASE_URL, SkySlopeClient
+from sync_pipelines.defs.skyslope.declaration import BASE_URL, CREDENTIAL_FIELDS
+from sync_pipelines.lib import accounts, modes
 from sync_pipelines.lib.accounts import Account
 from sync_pipelines.lib.errors import OperatorError
-
-CREDENTIAL_FIELDS = ("access_key", "access_secret", "client_id", "client_secret")
 
 
 class SkySlopeResource(dg.ConfigurableResource):
@@ -33,7 +31,7 @@ class SkySlopeResource(dg.ConfigurableResource):
                 f"skyslope --name {account.name}` with --secret for each of {', '.join(CREDENTIAL_FIELDS)}"
             )
         return SkySlopeClient(
-            self.base_url,
+            modes.resolve(self.base_url),
             secrets["access_key"],
             secrets["access_secret"],
             secrets["client_id"],
@@ -44,7 +42,8 @@ class SkySlopeResource(dg.ConfigurableResource):
 
 
 def skyslope_resource_from_env() -> SkySlopeResource:
-    return SkySlopeResource(base_url=os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL))
+    # An EnvVar, read when a run starts; the sandbox's URL only in local mode with SYNC_SKYSLOPE_BASE_URL unset.
+    return SkySlopeResource(base_url=modes.configured(BASE_URL))
 
 
 def sandbox_resource(root: str) -> SkySlopeResource:

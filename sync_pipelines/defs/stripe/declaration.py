@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from sync_pipelines.defs.stripe import webhooks
+from sync_pipelines.defs.stripe.client import BASE_URL_ENV, DEFAULT_BASE_URL, PRODUCTION_BASE_URL
 from sync_pipelines.defs.stripe.entities import DESCRIPTIONS, INCREMENTAL, LOAD_ORDER, PARTITIONING, SPECS
 from sync_pipelines.lib.integration.declaration import Departures, Entity, Integration, Webhooks
+from sync_pipelines.lib.modes import EnvSetting
 
 # The account's secret (or restricted read) key is its only secret, stored encrypted; the base URL is configuration.
 CREDENTIAL_FIELDS = ("api_key",)
+BASE_URL = EnvSetting(BASE_URL_ENV, PRODUCTION_BASE_URL, url=True, local_default=DEFAULT_BASE_URL)
 
 
 # Dagster is imported where a resource is built, not by the declaration (the engine process must not load it).
@@ -55,4 +58,5 @@ STRIPE = Integration(
     departures=Departures(entities=LOAD_ORDER, before=webhooks.departed_before, close=webhooks.close_deltas),
     description="Billing: customers, products and prices, subscriptions and their items, invoices and their lines, "
     "charges, payment intents, refunds, payouts. Money in minor units with its currency.",
+    env_settings=(BASE_URL,),
 )

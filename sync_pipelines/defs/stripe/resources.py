@@ -4,14 +4,13 @@ default. Nothing secret has a default here: the sandbox's keys reach an account 
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from sync_pipelines.defs.stripe.client import API_VERSION, BASE_URL_ENV, DEFAULT_BASE_URL, StripeClient
-from sync_pipelines.lib import accounts
+from sync_pipelines.defs.stripe.client import API_VERSION, DEFAULT_BASE_URL, StripeClient
+from sync_pipelines.defs.stripe.declaration import BASE_URL
+from sync_pipelines.lib import accounts, modes
 from sync_pipelines.lib.accounts import Account
 from sync_pipelines.lib.errors import OperatorError
 
@@ -34,7 +33,7 @@ class StripeResource(dg.ConfigurableResource):
                 f"{account.name} --secret api_key=sk_live_...` (a secret or restricted read key)"
             )
         return StripeClient(
-            self.base_url,
+            modes.resolve(self.base_url),
             api_key,
             api_version=self.api_version,
             timeout=self.timeout_seconds,
@@ -43,7 +42,8 @@ class StripeResource(dg.ConfigurableResource):
 
 
 def stripe_resource_from_env() -> StripeResource:
-    return StripeResource(base_url=os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL))
+    # An EnvVar, read when a run starts; the sandbox's URL only in local mode with SYNC_STRIPE_BASE_URL unset.
+    return StripeResource(base_url=modes.configured(BASE_URL))
 
 
 def sandbox_resource(root: str) -> StripeResource:

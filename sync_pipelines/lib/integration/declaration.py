@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sync_pipelines.lib.accounts import Account
 from sync_pipelines.lib.http import ApiClient
 from sync_pipelines.lib.load import EntitySpec
+from sync_pipelines.lib.modes import EnvSetting
 from sync_pipelines.lib.sync import Page
 
 
@@ -95,8 +96,11 @@ class Webhooks:
     identify: Callable[[dict[str, Any], bytes], tuple[str, str | None, str | None]]
     # A stored event's (type, payload) -> the records it names.
     changes: Callable[[str | None, dict[str, Any]], list[Change]]
-    # Which stored secrets sign the webhooks, in order of preference, and a fallback for local mode.
+    # Which stored secrets sign the webhooks, in order of preference.
     secret_keys: tuple[str, ...] = ("webhook_secret",)
+    # An env var holding a signing secret shared by every account (a system-wide key), tried after the stored ones.
+    secret_env: str | None = None
+    # The sandbox's demo secret: the receiver tries it last, and only in local mode (lib/modes.py).
     default_secret: Callable[[], str | None] | None = None
     # For a source that signs nothing and is known by a secret in the callback URL it was given: (raw body, headers,
     # the URL's query parameters, secret) -> valid. Checked instead of `verify` when set.
@@ -143,6 +147,10 @@ class Integration:
     extra_checks: Callable[[Integration], list[Any]] | None = None
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # What production mode needs from the environment (real base URLs, application secrets): every process refuses
+    # to start in production until all of them are set. The resource reads each through lib.modes.configured, which
+    # falls back on the setting's local default (the sandbox's) in local mode only.
+    env_settings: tuple[EnvSetting, ...] = ()
 
     @property
     def pool_name(self) -> str:
