@@ -83,7 +83,29 @@ def _dotloop(simulator: Any, target: str, account: str) -> dict[str, str]:
     return {"webhook_secret": signing_key}
 
 
-RECIPES: dict[str, Recipe] = {"fub": _fub, "rezen": _rezen, "dotloop": _dotloop}
+def _lofty(simulator: Any, target: str, account: str) -> dict[str, str]:
+    from sync_pipelines.defs.lofty.webhooks import LISTS, TOKEN_PARAM, subscription_token
+
+    key = simulator.credentials()["accounts"][account]
+    headers = {"Authorization": f"token {key}"}
+    # Lofty signs nothing: the callback URL carries a token per list, derived from a secret we choose (here from the
+    # target, so that subscribing again keeps it).
+    secret = hashlib.sha256(f"sync_pipelines:{target}".encode()).hexdigest()[:32]
+    mine = requests.get(f"{simulator.base_url}/v1.0/webhooks", headers=headers, timeout=TIMEOUT)
+    held = {w["callbackUrl"] for w in mine.json()} if mine.ok else set()
+    for list_id in LISTS:
+        url = f"{target}?{TOKEN_PARAM}={subscription_token(secret, list_id)}"
+        if url in held:
+            continue
+        response = requests.post(f"{simulator.base_url}/v1.0/webhook", json={"listId": list_id, "callbackUrl": url},
+                                 headers=headers, timeout=TIMEOUT)  # fmt: skip
+        if response.status_code != 200:
+            raise SubscriptionRefused(f"lofty sandbox refused the webhook subscription of {account}: "
+                                      f"HTTP {response.status_code} {response.text[:200]}")  # fmt: skip
+    return {"webhook_secret": secret}
+
+
+RECIPES: dict[str, Recipe] = {"fub": _fub, "rezen": _rezen, "dotloop": _dotloop, "lofty": _lofty}
 
 
 def subscribe(simulator: Any, receiver_url: str, account: str) -> dict[str, str] | None:

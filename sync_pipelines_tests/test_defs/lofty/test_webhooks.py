@@ -142,3 +142,19 @@ def test_each_list_names_what_to_fetch_again() -> None:
     ]
     split = webhooks.split({"teamId": 1, "listId": 2, "subscribeId": 3, "batchId": "b", "events": [{"leadId": 1}] * 2})
     assert [webhooks.identify(e, b"")[0] for e in split] == ["b:0", "b:1"]
+
+
+def test_the_sandbox_recipe_subscribes_every_list_with_its_token_and_again_adds_nothing(
+    world: LoftyWorld, database_url: URL
+) -> None:
+    from sync_pipelines.lib import accounts
+    from sync_pipelines.sandbox import subscriptions
+
+    with ReceiverServer(database_url) as receiver:
+        secrets = subscriptions.subscribe(world.sim, receiver.url, "acme")
+        assert secrets is not None and subscriptions.subscribe(world.sim, receiver.url, "acme") == secrets
+        assert len(world.sim.subscriptions) == len(webhooks.LISTS)
+        accounts.upsert_account(world.engine, "lofty", "acme", {**accounts.secrets_for(world.engine,
+                                world.accounts["acme"].id), **secrets})  # fmt: skip
+        world.sim.mutate("acme", "leads", updates=2)
+        wait_for(world, 2)
