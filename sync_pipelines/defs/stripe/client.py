@@ -31,7 +31,6 @@ in core, reads the whole retained feed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,12 +167,17 @@ def time_text(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
 class StripeCallStats(CallStats):
-    """The calls' counters, plus what the events feed did, which a delta's metadata shows."""
+    """The calls' counters, plus what the events feed did, which a delta's metadata shows (`events_feed`). The extra
+    two live in slots, out of the instance's `__dict__`: the kit adds up stats field by field (`vars`), numbers
+    only."""
 
-    events_feed: str = "not read"
-    deleted: dict[str, set[str]] = field(default_factory=dict)
+    __slots__ = ("deleted", "events_feed")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_feed = "not read"
+        self.deleted: dict[str, set[str]] = {}  # entity -> ids whose newest event deleted them (last delta)
 
     def as_metadata(self) -> dict[str, int | float]:
         out: dict[str, Any] = dict(super().as_metadata())
