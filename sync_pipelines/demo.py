@@ -158,6 +158,12 @@ def apply_webhooks(instance: Any, resources: dict[str, Any], echo: Echo = click.
     return ok
 
 
+def _is_check(event: Any) -> bool:
+    import dagster as dg
+
+    return event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+
+
 def run_checks_and_health(instance: Any, echo: Echo = click.echo) -> bool:
     """`platform/bridge_health` and every asset check no materialization has run yet (orphan children, the sources'
     own reconciliations), as Dagster runs; a line per check that did not pass."""
@@ -169,7 +175,7 @@ def run_checks_and_health(instance: Any, echo: Echo = click.echo) -> bool:
     )
     ok = health.success
     repo = defs.get_repository_def()
-    embedded = {key for a in repo.assets_defs_by_key.values() if not a.is_asset_check_only for key in a.check_keys}
+    embedded = {key for a in repo.assets_defs_by_key.values() if a.keys for key in a.check_keys}
     standalone = {key for key in repo.asset_graph.asset_check_keys if key not in embedded}
     standalone -= {key for key in standalone if key.asset_key.path[0] == "platform"}
     results = []
@@ -177,8 +183,8 @@ def run_checks_and_health(instance: Any, echo: Echo = click.echo) -> bool:
         job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_check_selection=standalone)
         outcome = job.execute_in_process(instance=instance, run_config=operations.QUIET, raise_on_error=False)
         ok &= outcome.success
-        results = [e.asset_check_evaluation_data for e in outcome.all_events if e.is_asset_check_evaluation]
-    results += [e.asset_check_evaluation_data for e in health.all_events if e.is_asset_check_evaluation]
+        results = [e.asset_check_evaluation_data for e in outcome.all_events if _is_check(e)]
+    results += [e.asset_check_evaluation_data for e in health.all_events if _is_check(e)]
     for r in results:
         if not r.passed:
             echo(f"  check {r.asset_check_key.asset_key.to_user_string()}:{r.asset_check_key.name} did not pass")
