@@ -355,6 +355,74 @@ def delta_schedule(integration: Integration, job: dg.JobDefinition) -> dg.Schedu
     )
 
 
+def rewalk_schedules(integration: Integration, jobs: list[Any]) -> list[dg.ScheduleDefinition]:
+    """Every account read again whole at `rewalk_cron`: one run per account and asset job (a schedule per job), the
+    monthly entities as one whole-history range (their backfill reads it in one pass), the lists read whole by
+    their account key."""
+    cron = os.environ.get(integration.rewalk_cron_env, "") if integration.rewalk_cron_env else ""
+    cron = cron or integration.rewalk_cron
+    if not cron:
+        return []
+    parts = partitions(integration)
+    chosen = integration.rewalk_entities or integration.load_order
+    for name in chosen:
+        integration.entity(name)  # a typo in a declaration fails when the definitions load, naming the entities
+    by_name = {job.name: job for job in jobs}
+    schedules = []
+    for by_period, job_name, label in (
+        (False, f"{integration.name}_reference_sync", "lists"),
+        (True, f"{integration.name}_activity_sync", "monthly"),
+    ):
+        selection = [key for e in integration.entities if e.name in chosen and e.by_period is by_period
+                     for key in asset_keys(integration, e.name)]  # fmt: skip
+        if selection and job_name in by_name:
+            schedules.append(_rewalk_schedule(integration, by_name[job_name], selection, by_period, label, cron, parts))
+    return schedules
+
+
+def _rewalk_schedule(
+    integration: Integration,
+    job: Any,
+    selection: list[dg.AssetKey],
+    by_period: bool,
+    label: str,
+    cron: str,
+    parts: Partitions,
+) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{integration.name}_full_rewalk_{label}",
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        job=job,
+        description=f"{integration.title}: every account's {', '.join(k.path[-1] for k in selection[1::2])} read "
+        "again whole, for what deltas and webhooks can miss; the change guard writes nothing for what did not change.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> Any:
+        tick = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
+        account_names = sorted(context.instance.get_dynamic_partitions(parts.accounts.name))
+        if not account_names:
+            return dg.SkipReason(f"no {integration.name} account has its partition yet")
+        first, last = parts.periods.get_first_partition_key(), parts.periods.get_last_partition_key()
+        requests = []
+        for account in account_names:
+            tags = {**run_tags(integration), "sync_pipelines/rewalk": tick}
+            if by_period:
+                tags["dagster/asset_partition_range_start"] = f"{account}|{first}"
+                tags["dagster/asset_partition_range_end"] = f"{account}|{last}"
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"rewalk:{tick}:{account}:{label}",
+                    partition_key=None if by_period else account,
+                    asset_selection=selection,
+                    tags=tags,
+                )
+            )
+        return requests
+
+    return _schedule
+
+
 def asset_jobs(integration: Integration, assets: list[dg.AssetsDefinition]) -> list[Any]:
     """One job for the lists read whole (by account), one for the entities partitioned by month and account."""
     by_name = {a.op.name.removeprefix(f"{integration.name}_"): a for a in assets}

@@ -138,6 +138,12 @@ class Integration:
     period_start: str = "2021-11"
     delta_cron_env: str = ""  # the env var that overrides the delta schedule's cron
     delta_cron: str = "*/5 * * * *"
+    # A periodic full re-walk of every account (both asset jobs, whole history), for sources whose delta can miss a
+    # change (no updated-after filter, deletions seen only by absence). Empty: none. The change guard makes an
+    # unchanged re-walk write nothing.
+    rewalk_cron: str = ""
+    rewalk_cron_env: str = ""  # the env var that overrides it
+    rewalk_entities: tuple[str, ...] = ()  # the entities re-walked; empty: every entity
     # How old the newest sync of a core asset may get before the UI shows it stale: three missed deltas.
     freshness: timedelta = timedelta(minutes=15)
     pool: str = ""  # the Dagster pool guarding the source's rate limit; default: <name>_api

@@ -20,7 +20,10 @@ from sync_pipelines.lib.resources import WAREHOUSE
 def build(integration: Integration) -> dg.Definitions:
     assets = builders.entity_assets(integration)
     delta = builders.delta_job(integration)
-    jobs: list = [delta, *builders.asset_jobs(integration, assets)]
+    entity_jobs = builders.asset_jobs(integration, assets)
+    jobs: list = [delta, *entity_jobs]
+    schedules: list = [builders.delta_schedule(integration, delta)]
+    schedules += builders.rewalk_schedules(integration, entity_jobs)
     sensors: list = [builders.accounts_sensor(integration)]
     checks = [c for c in [builders.orphan_check(integration)] if c is not None]
     if integration.extra_checks is not None:
@@ -33,7 +36,7 @@ def build(integration: Integration) -> dg.Definitions:
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
-        schedules=[builders.delta_schedule(integration, delta)],
+        schedules=schedules,
         sensors=sensors,
         resources={integration.resource_key: integration.resource(), "warehouse": WAREHOUSE},
     )
