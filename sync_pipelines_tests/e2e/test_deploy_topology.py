@@ -9,8 +9,9 @@ process started with nothing but environment variables, from the built wheel ins
   docs/deploy.md), then the code server (`dagster api grpc -m sync_pipelines.definitions`), the daemon and the
   webserver, on a workspace that points at the gRPC server and an instance that is deploy/dagster.yaml with the
   default run launcher in place of DockerRunLauncher (the one thing a machine without Docker cannot run);
-- two FUB accounts are added through the installed CLI, a backfill of both is launched through GraphQL and goes
-  through the run queue, and core holds exactly the sandbox's people of every chosen month of both accounts.
+- two FUB accounts are added through the installed CLI, a backfill of both is launched through GraphQL (no tags, as
+  the UI sends it) and goes through the run queue, every run it launched carries the integration's run tag (the
+  instance's run coordinator), and core holds exactly the sandbox's people of every chosen month of both accounts.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from psycopg import sql
 from sqlalchemy.engine import URL
 
 from sync_pipelines.lib import db, project_files
+from sync_pipelines.lib.integration.builders import INTEGRATION_TAG
 from sync_pipelines.sandbox.app import Sandbox, SandboxServer
 from sync_pipelines_tests.e2e.helpers import ChildProcess, GraphQL, child_processes, free_port, wait_for
 from sync_pipelines_tests.e2e.test_fub_backfill_graphql import BACKFILL, DONE_BAD, DONE_OK, LAUNCH, LOCATIONS
@@ -337,6 +339,10 @@ def test_wheel_in_its_own_venv_runs_the_deploy_topology_and_lands_a_queued_backf
         )
         runs = backfill["runs"]
         assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
+        # The backfill gave its runs no tags: the run coordinator of deploy/dagster.yaml added the integration's, the
+        # one the queue's per-integration limit counts.
+        for run in runs:
+            assert {"key": INTEGRATION_TAG, "value": "fub"} in run["tags"], run
 
         warehouse = sa.create_engine(
             pg.set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool

@@ -4,6 +4,7 @@ with each other and with the project's own dagster.yaml (test_deploy_topology ru
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import tomllib
@@ -14,11 +15,14 @@ import pytest
 import yaml
 
 from sync_pipelines.lib import project_files
+from sync_pipelines.lib.integration.builders import INTEGRATION_TAG
 
 ROOT = project_files.CHECKOUT_ROOT
 DEPLOY = ROOT / "deploy"
-# Shared with the project's dagster.yaml: a deployment queues and limits runs exactly as a developer's machine does.
-SHARED_SECTIONS = ("run_queue", "concurrency", "run_retries", "run_monitoring", "retention", "telemetry")
+# Shared with the project's dagster.yaml: a deployment queues and limits runs exactly as a developer's machine does,
+# through the same run coordinator (the one that gives UI and backfill runs their integration's run tag).
+SHARED_SECTIONS = ("run_coordinator", "concurrency", "run_retries", "run_monitoring", "retention", "telemetry")
+COORDINATOR = ("sync_pipelines.lib.run_coordinator", "OpTagsRunCoordinator")
 APP_SERVICES = ("migrate", "user_code", "webserver", "daemon", "webhooks")
 
 
@@ -65,6 +69,13 @@ def _example_variables() -> dict[str, str]:
             key, _, value = line.partition("=")
             found[key.strip()] = value.strip()
     return found
+
+
+def _integration_limit(limits: list[dict[str, Any]]) -> int:
+    """The per-integration run limit among tag concurrency limits: one per value of the integration run tag."""
+    (limit,) = [rule for rule in limits if rule["key"] == INTEGRATION_TAG]
+    assert limit["value"] == {"applyLimitPerUniqueValue": True}, limit
+    return int(limit["limit"])
 
 
 def _command(service: dict[str, Any]) -> list[str]:
@@ -176,11 +187,48 @@ def test_container_instance_queues_and_limits_runs_exactly_as_the_project_instan
 ) -> None:
     for section in SHARED_SECTIONS:
         assert instance.get(section) == project_instance.get(section), section
+    # `run_queue` configures Dagster's own QueuedRunCoordinator, which would leave UI and backfill runs untagged.
+    assert "run_queue" not in instance
+    coordinator = instance["run_coordinator"]
+    assert (coordinator["module"], coordinator["class"]) == COORDINATOR
+    assert INTEGRATION_TAG in coordinator["config"]["promote_op_tags"]
+    limits = project_instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert _integration_limit(instance["concurrency"]["runs"]["tag_concurrency_limits"]) == _integration_limit(limits)
+
+
+def test_the_coordinator_both_instances_name_loads_from_their_config_as_a_queued_run_coordinator(
+    project_instance: dict[str, Any],
+) -> None:
+    """What the webserver and daemon do with the run_coordinator section (the same in both files, tested above)."""
+    from dagster._config import process_config
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster._serdes import ConfigurableClassData
+
+    section = project_instance["run_coordinator"]
+    module = importlib.import_module(section["module"])
+    cls = getattr(module, section["class"])
+    processed = process_config(cls.config_type(), section["config"])
+    assert processed.success, processed.errors
+    coordinator = cls.from_config_value(
+        ConfigurableClassData(section["module"], section["class"], yaml.safe_dump(section["config"])), processed.value
+    )
+    assert isinstance(coordinator, QueuedRunCoordinator)
+    assert coordinator.dequeue_interval_seconds == section["config"]["dequeue_interval_seconds"]
 
 
 # ----------------------------------------------------------------------------------------------
 # Helm values
 # ----------------------------------------------------------------------------------------------
+
+
+def test_helm_webserver_and_daemon_run_the_user_code_image_which_holds_the_run_coordinator(
+    helm: dict[str, Any],
+) -> None:
+    """The webserver (UI launches, and the chart's instance-migrate Job) and the daemon (backfills, sensors) submit
+    runs through the run coordinator, so they must import sync_pipelines: the chart's default image cannot."""
+    (deployment,) = helm["dagster-user-deployments"]["deployments"]
+    for service in ("dagsterWebserver", "dagsterDaemon"):
+        assert helm[service]["image"] == deployment["image"], service
 
 
 def test_helm_values_run_the_code_location_by_module_and_each_run_as_a_k8s_job(helm: dict[str, Any]) -> None:
@@ -199,21 +247,29 @@ def test_helm_values_run_the_code_location_by_module_and_each_run_as_a_k8s_job(h
     assert helm["migrate"]["enabled"] is True
 
 
-def test_helm_values_limit_runs_per_integration_and_pools_as_the_project_instance(
+def test_helm_values_run_the_project_coordinator_and_limit_runs_per_integration_and_pools_as_the_project_instance(
     helm: dict[str, Any], project_instance: dict[str, Any]
 ) -> None:
+    # The chart's custom coordinator (`type: CustomRunCoordinator`, `config.customRunCoordinator: {module, class,
+    # config}`) is written into the instance's run_coordinator section as it is here.
     coordinator = helm["dagsterDaemon"]["runCoordinator"]
-    assert coordinator["enabled"] is True and coordinator["type"] == "QueuedRunCoordinator"
-    queued = coordinator["config"]["queuedRunCoordinator"]
-    runs = project_instance["concurrency"]["runs"]
-    assert queued["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
-    assert any(
-        limit["key"] == "sync_pipelines/integration" and limit["value"] == {"applyLimitPerUniqueValue": True}
-        for limit in queued["tagConcurrencyLimits"]
-    )
-    assert queued["maxConcurrentRuns"] == runs["max_concurrent_runs"]
-    assert queued["dequeueIntervalSeconds"] == project_instance["run_queue"]["dequeue_interval_seconds"]
+    assert coordinator["enabled"] is True and coordinator["type"] == "CustomRunCoordinator"
+    custom = coordinator["config"]["customRunCoordinator"]
+    assert (custom["module"], custom["class"]) == COORDINATOR
+    project = project_instance["run_coordinator"]
+    assert custom == {"module": project["module"], "class": project["class"], "config": project["config"]}
+    # The chart renders queuedRunCoordinator settings only for its own QueuedRunCoordinator: limits left there would
+    # silently not apply.
+    assert not coordinator["config"].get("queuedRunCoordinator")
+
+    # The limits, in the chart's top-level `concurrency` (written as the instance's `concurrency:` section).
     assert helm["concurrency"]["enabled"] is True
+    runs = project_instance["concurrency"]["runs"]
+    assert helm["concurrency"]["runs"]["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    assert _integration_limit(helm["concurrency"]["runs"]["tagConcurrencyLimits"]) == _integration_limit(
+        runs["tag_concurrency_limits"]
+    )
+    assert helm["concurrency"]["runs"]["maxConcurrentRuns"] == runs["max_concurrent_runs"]
     assert helm["concurrency"]["pools"]["defaultLimit"] == project_instance["concurrency"]["pools"]["default_limit"]
     monitoring = project_instance["run_monitoring"]
     assert helm["dagsterDaemon"]["runMonitoring"] == {
