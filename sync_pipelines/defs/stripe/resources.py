@@ -1,6 +1,7 @@
 """The Stripe API as a Dagster resource. Each account's secret key (`sk_live_…`, or a restricted `rk_live_…` with read
-access) lives encrypted in bridge.credentials; the base URL comes from SYNC_STRIPE_BASE_URL, the local sandbox by
-default. Nothing secret has a default here: the sandbox's keys reach an account only through `accounts add`."""
+access) lives encrypted in bridge.credentials; the base URL comes from SYNC_STRIPE_BASE_URL (the sandbox's only in
+local mode, lib/modes.py). Nothing secret has a default here: the sandbox's keys reach an account only through
+`accounts add`."""
 
 from __future__ import annotations
 
