@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import os
 import socket
@@ -38,7 +37,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sync_pipelines import webhook_sources
 from sync_pipelines.lib import crypto, db, modes, webhooks
 
 log = logging.getLogger(__name__)
@@ -53,32 +51,6 @@ class Parsed:
     event_id: str
     event_type: str | None
     resource_key: str | None
-
-
-def _body_hash(body: bytes) -> str:
-    return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def parse_stripe(payload: dict[str, Any], body: bytes) -> Parsed:
-    """A Stripe event object: {id: evt_..., type, data: {object: {id, object}}}."""
-    obj = (payload.get("data") or {}).get("object") if isinstance(payload.get("data"), dict) else None
-    key = f"{obj.get('object')}:{obj.get('id')}" if isinstance(obj, dict) and obj.get("id") else None
-    event_id = payload.get("id")
-    event_type = payload.get("type")
-    return Parsed(
-        str(event_id) if event_id else _body_hash(body), event_type if isinstance(event_type, str) else None, key
-    )
-
-
-def parse_generic(payload: dict[str, Any], body: bytes) -> Parsed:
-    """DotLoop ({eventId, eventType, event:{id}}), Lofty, reZEN: the id if they send one, else the body's hash."""
-    event_id = payload.get("eventId") or payload.get("id") or payload.get("event_id")
-    event_type = payload.get("eventType") or payload.get("type") or payload.get("event")
-    inner = payload.get("event") if isinstance(payload.get("event"), dict) else {}
-    key = f"{event_type}:{inner.get('id')}" if inner.get("id") is not None else None
-    return Parsed(
-        str(event_id) if event_id else _body_hash(body), event_type if isinstance(event_type, str) else None, key
-    )
 
 
 @dataclass(frozen=True)
@@ -137,11 +109,8 @@ def _declared() -> dict[str, Integration]:
     return out
 
 
-# Sources not yet synced still have their webhooks received and queued (their simulators send them).
-INTEGRATIONS: dict[str, Integration] = {
-    "stripe": Integration("stripe", webhook_sources.verify_stripe, parse_stripe),
-    **_declared(),
-}
+# Every registered integration that declares webhooks; a source without a declaration has no receiver route.
+INTEGRATIONS: dict[str, Integration] = _declared()
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,29 @@ def _lofty(simulator: Any, target: str, account: str) -> dict[str, str]:
     return {"webhook_secret": secret}
 
 
-RECIPES: dict[str, Recipe] = {"fub": _fub, "rezen": _rezen, "dotloop": _dotloop, "lofty": _lofty}
+def _stripe(simulator: Any, target: str, account: str) -> dict[str, str]:
+    key = simulator.credentials()["accounts"][account]
+    headers = {"Authorization": f"Bearer {key}"}
+    # The endpoint's secret is shown once, at creation: an endpoint made earlier for the same target is replaced.
+    held = requests.get(f"{simulator.base_url}/v1/webhook_endpoints", params={"limit": 100}, headers=headers,
+                        timeout=TIMEOUT)  # fmt: skip
+    for endpoint in held.json().get("data", []) if held.ok else []:
+        if endpoint.get("url") == target:
+            requests.delete(f"{simulator.base_url}/v1/webhook_endpoints/{endpoint['id']}", headers=headers,
+                            timeout=TIMEOUT)  # fmt: skip
+    response = requests.post(
+        f"{simulator.base_url}/v1/webhook_endpoints",
+        data={"url": target, "enabled_events[]": "*"},
+        headers=headers,
+        timeout=TIMEOUT,
+    )
+    if response.status_code != 200:
+        raise SubscriptionRefused(f"stripe sandbox refused the webhook endpoint of {account}: "
+                                  f"HTTP {response.status_code} {response.text[:200]}")  # fmt: skip
+    return {"webhook_secret": response.json()["secret"]}
+
+
+RECIPES: dict[str, Recipe] = {"fub": _fub, "rezen": _rezen, "dotloop": _dotloop, "lofty": _lofty, "stripe": _stripe}
 
 
 def subscribe(simulator: Any, receiver_url: str, account: str) -> dict[str, str] | None:

@@ -4,6 +4,8 @@ old loop and points it at the survivor, whose participant list (the moved partic
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -139,3 +141,13 @@ def test_a_merge_and_a_removed_participant_arrive_by_webhook_and_are_applied(
     assert removed in world.core_ids("acme", "participants", live=False)
     assert world.core_ids("acme", "loops") == world.expected_ids("acme", "loops")
     assert world.core_ids("acme", "participants") == world.expected_ids("acme", "participants")
+
+
+def test_the_signature_is_hex_hmac_sha1_of_the_raw_body_with_the_signing_key() -> None:
+    body = b'{"eventId":"e1","eventType":"LOOP_UPDATED"}'
+    sha1 = hmac.new(b"k", body, hashlib.sha1).hexdigest()
+    sha256 = hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    assert webhooks.verify(body, {"X-DOTLOOP-SIGNATURE": sha1}, "k")
+    assert webhooks.verify(body, {"X-DOTLOOP-SIGNATURE": sha1.upper()}, "k")
+    assert not webhooks.verify(body, {"X-DOTLOOP-SIGNATURE": sha256}, "k")
+    assert not webhooks.verify(body, {"X-DOTLOOP-SIGNATURE": sha1}, "")

@@ -130,3 +130,23 @@ def test_duplicate_and_out_of_order_events_leave_each_object_at_its_newest_versi
         )
     assert world.scalar("SELECT count(*) FROM bridge.webhook_events") == len(events)
     assert world.scalar("SELECT count(*) FROM bridge.webhook_events WHERE status <> 'completed'") == 0
+
+
+def test_the_sandbox_recipe_keeps_one_endpoint_per_target_and_its_events_reach_the_receiver_verified(
+    world: StripeWorld, database_url: URL
+) -> None:
+    from sync_pipelines.sandbox import subscriptions
+
+    with ReceiverServer(database_url) as receiver:
+        first = subscriptions.subscribe(world.sim, receiver.url, "acme")
+        again = subscriptions.subscribe(world.sim, receiver.url, "acme")
+        assert first and again and first != again  # a secret is shown once: subscribing again makes a new endpoint
+        auth = {"Authorization": f"Bearer {world.key()}"}
+        listed = requests.get(f"{world.sim.base_url}/v1/webhook_endpoints", headers=auth, timeout=10).json()["data"]
+        assert [e["url"] for e in listed] == [f"{receiver.url}/webhooks/stripe/acme"]
+        accounts.upsert_account(world.engine, "stripe", "acme", {"api_key": world.key(), **again})
+        world.sim.mutate("acme", "customers", updates=2)
+        deadline = time.monotonic() + 30
+        while world.scalar("SELECT count(*) FROM bridge.webhook_events WHERE integration = 'stripe'") < 2:
+            assert time.monotonic() < deadline, "the sandbox's events never reached the receiver"
+            time.sleep(0.2)
