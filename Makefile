@@ -17,8 +17,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sync-pipelines demo
 
+# Two workers by default (TEST_WORKERS=0 runs in one process, e.g. to debug with -s).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 dev: $(STAMP)
 	$(BIN)/sync-pipelines dev

@@ -71,6 +71,22 @@ def _change_one_record(root: str) -> tuple[Any, str, str, str]:
     raise AssertionError("no sandbox source with webhooks took an update through the admin API")
 
 
+def _assert_the_demo_reported_everything(out: str, err: str, database_url: URL) -> None:
+    from sync_pipelines.lib import migrations
+
+    # Every registered integration end to end: every entity of every account whose source reports a total matches it.
+    match_lines = [line for line in out.splitlines() if line.rstrip().endswith((" yes", " NO"))]
+    assert match_lines and all(line.rstrip().endswith("yes") for line in match_lines), out[-4000:]
+    for integration in registry.INTEGRATIONS.values():
+        assert f"== {integration.title}" in out
+    assert "delta run succeeded" in out and "FAILED" not in out and "next steps:" in out
+    assert "Warning" not in out + err  # a clean run prints no warning
+    assert "migration:" in out and migrations.head_revision() in out
+    assert "asset groups:" in out and "platform" in out
+    # The URL is printed without its password.
+    assert database_url.database in out and (not database_url.password or str(database_url.password) not in out)
+
+
 def test_demo_then_dev_leaves_every_asset_materialized_no_run_failed_and_webhooks_live(
     database_url: URL, tmp_path: Path
 ) -> None:
@@ -83,7 +99,7 @@ def test_demo_then_dev_leaves_every_asset_materialized_no_run_failed_and_webhook
     }
     demo = run_cli("demo", env=env, timeout=900)
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
-    assert "Warning" not in demo.stdout + demo.stderr
+    _assert_the_demo_reported_everything(demo.stdout, demo.stderr, database_url)
     engine = db.get_engine(database_url)
 
     with child_processes() as started:
