@@ -25,6 +25,6 @@ defs: dg.Definitions = dg.Definitions.merge(
     platform.defs,
     *(build(integration) for integration in registry.INTEGRATIONS.values()),
     core.defs,
-    erp.defs,
+    *([erp.defs] if registry.erp_enabled() else []),
     dg.Definitions(executor=dg.in_process_executor),
 )

@@ -5,6 +5,7 @@ the webhook receiver. The machinery (the modes, `EnvSetting`) is lib/modes.py; t
 from __future__ import annotations
 
 from sync_pipelines.lib import modes
+from sync_pipelines.lib.db import ConfigError
 from sync_pipelines.lib.modes import EnvSetting
 
 
@@ -16,12 +17,22 @@ def production_settings() -> list[EnvSetting]:
     out = list(modes.CORE_SETTINGS)
     for integration in registry.INTEGRATIONS.values():
         out.extend(integration.env_settings)
-    out.append(ERP_DATABASE_URL)
+    if registry.erp_enabled():
+        out.append(ERP_DATABASE_URL)
     return out
 
 
 def check(process: str = "this process") -> None:
-    """In production mode, refuse to go on (one ProductionSettingsMissing naming every missing setting); in local
-    mode, nothing."""
+    """Refuse to go on when SYNC_INTEGRATIONS names what does not exist (any mode: a typo must not silently drop a
+    source); in production mode, also when a setting it needs is missing (one ProductionSettingsMissing naming every
+    one); in local mode nothing else."""
+    from sync_pipelines import registry
+
+    unknown = registry.unknown_enabled()
+    if unknown:
+        raise ConfigError(
+            f"{registry.ENABLED_ENV}: unknown {', '.join(map(repr, unknown))}; expected a comma-separated list of "
+            f"{', '.join([*registry.ALL, registry.ERP])}"
+        )
     if modes.is_production():
         modes.require(production_settings(), process)

@@ -40,12 +40,22 @@ CONTACT_LOG_SOURCES = [
      " || ' s)', '') || coalesce(': ' || email_subject, '') || coalesce(': ' || note, '')"),
 ]  # fmt: skip
 
-FUB_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("people", "users")] + [
-    dg.AssetKey(["lofty", "core", e]) for e in ("leads", "users")
-]
-CONTACT_DEPS = [dg.AssetKey(["fub", "core", e]) for e in ("calls", "text_messages", "events", "appointments")] + [
-    dg.AssetKey(["lofty", "core", "activities"])
-]
+
+def _enabled(keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
+    """The keys of enabled integrations (SYNC_INTEGRATIONS): a disabled one's table stays empty and has no asset."""
+    from sync_pipelines import registry
+
+    return [key for key in keys if key.path[0] in registry.INTEGRATIONS]
+
+
+FUB_DEPS = _enabled(
+    [dg.AssetKey(["fub", "core", e]) for e in ("people", "users")]
+    + [dg.AssetKey(["lofty", "core", e]) for e in ("leads", "users")]
+)
+CONTACT_DEPS = _enabled(
+    [dg.AssetKey(["fub", "core", e]) for e in ("calls", "text_messages", "events", "appointments")]
+    + [dg.AssetKey(["lofty", "core", "activities"])]
+)
 
 
 def rebuild_participants(engine: sa.Engine) -> dict[str, int]:
@@ -150,7 +160,7 @@ def contact_log_has_no_orphans(warehouse: WarehouseResource) -> dg.AssetCheckRes
 
 
 # Each unified-transaction source's core table, as the asset it is read from.
-TRANSACTION_DEPS = (
+TRANSACTION_DEPS = _enabled(
     [dg.AssetKey(["rezen", "core", e]) for e in ("transactions", "listings", "agents")]
     + [dg.AssetKey(["skyslope", "core", e]) for e in ("sales", "listings", "users")]
     + [dg.AssetKey(["dotloop", "core", e]) for e in ("loops", "participants")]
