@@ -11,6 +11,11 @@ One `bridge.background_sync_schedule` row per table drives it:
   that committed, with nothing lost and nothing twice.
 - A tick stops cleanly when tonight's quota is met or the window closes, whichever comes first; the next
   night resumes at the checkpoint.
+- The pass runs on two lanes (two warehouse connections): chunk k+1 is relayed into staging, normalised and
+  validated while chunk k upserts into core, and k+1 touches core only once k has committed (load_batch's
+  `before_apply`, as the kit's run_pages does). Each chunk stays one transaction with its checkpoint and
+  they commit in order, so the checkpoint is never ahead of a commit, and a chunk that fails rolls the one
+  behind it back too.
 - When the pass has read everything up to its ceiling, the table switches to the delta path
   (`rowversion > erp_sync_state.last_sync_rowversion`): rows changed during the multi-day pass moved
   above the ceiling, and the delta catches every one of them up.
@@ -24,8 +29,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -50,6 +59,8 @@ DEFAULT_DAYS = 7
 DEFAULT_CHUNK = 50_000
 TICK_INTERVAL = timedelta(minutes=15)
 _LOCK_CLASS = 7_000_003  # advisory lock namespace: one running tick per table
+LANES = 2  # warehouse connections a pass overlaps its chunks on
+LANE_APPLICATION_NAME = "sync_pipelines_erp_lane"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -495,10 +506,7 @@ def run_entity(
     on_chunk: OnChunk | None = None,
 ) -> TickResult:
     with db.raw_connection(engine.url, autocommit=True) as conn:
-        if conn.info.server_version >= 140000:
-            # A killed worker's backend notices within seconds (even while it waits on a lock), rolls back
-            # its chunk and frees this table's lock for the next tick.
-            conn.execute("SET client_connection_check_interval = '2s'")
+        _watch_client(conn)
         locked = conn.execute(
             "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, f"{SOURCE_SYSTEM}/{entity}")
         ).fetchone()
@@ -523,7 +531,7 @@ def run_entity(
                     with conn.transaction():
                         _update(conn, entity, status="completed" if row["completed_at"] else "active",
                                 error_message=None)  # fmt: skip
-                _run(conn, erp, entity, window, clock, dagster_run_id, on_chunk, result_obj)
+                _run(engine.url, conn, erp, entity, window, clock, dagster_run_id, on_chunk, result_obj)
         except Exception as exc:  # the reason goes to the schedule; the next tick retries
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.warning("erp background %s: %s", entity, reason)
@@ -537,6 +545,25 @@ def run_entity(
         assert final is not None
         result_obj.progress = progress_of(final, clock.now())
         return result_obj
+
+
+def _watch_client(conn: psycopg.Connection) -> None:
+    if conn.info.server_version >= 140000:
+        # A killed worker's backend notices within seconds (even while it waits on a lock), rolls back
+        # its chunk and frees this table's lock for the next tick.
+        conn.execute("SET client_connection_check_interval = '2s'")
+
+
+@contextmanager
+def _lanes(url: URL) -> Iterator[list[psycopg.Connection]]:
+    with ExitStack() as stack:
+        lanes = []
+        for _ in range(LANES):
+            lane = stack.enter_context(db.raw_connection(url, autocommit=True))
+            _watch_client(lane)
+            lane.execute("SELECT set_config('application_name', %s, false)", (LANE_APPLICATION_NAME,))
+            lanes.append(lane)
+        yield lanes
 
 
 def _skip_reason(row: dict[str, Any], now: datetime) -> str | None:
@@ -558,27 +585,38 @@ def _context(conn: psycopg.Connection, dagster_run_id: str | None) -> LoadContex
     return LoadContext(INTEGRATION, row[0], "background", dagster_run_id, None, SPECS)
 
 
-def _move_chunk(conn: psycopg.Connection, chunk: source.Chunk, ctx: LoadContext, result: TickResult) -> tuple[int, Any]:
-    """Load one keyset chunk; the caller's open transaction commits it with the checkpoint."""
+def _move_chunk(
+    conn: psycopg.Connection,
+    chunk: source.Chunk,
+    ctx: LoadContext,
+    *,
+    on_staged: Callable[[], None] | None = None,
+    before_apply: Callable[[], None] | None = None,
+) -> tuple[int, Any, BatchCounts]:
+    """Load one keyset chunk; the caller's open transaction commits it with the checkpoint. `on_staged` is
+    called once the chunk is in staging (its rows and last rowversion known, the source connection free);
+    `before_apply` once it is normalised and validated, before it touches core."""
     if not source.has_rows(chunk.conn, chunk.entity, chunk.after, chunk.until):
-        return 0, None
+        return 0, None, BatchCounts()
     spec = SPECS[chunk.entity]
     staging = sql.Identifier(spec.staging.schema or "staging", spec.staging.name)
 
     def relay(warehouse: psycopg.Connection, batch_id: uuid.UUID) -> Staged:
-        return chunk.relay(warehouse, staging, batch_id, ctx.account_id)
+        staged = chunk.relay(warehouse, staging, batch_id, ctx.account_id)
+        if on_staged is not None:
+            on_staged()
+        return staged
 
-    batch_id, counts = load_batch(conn, spec, ctx, (), stager=relay)
+    batch_id, counts = load_batch(conn, spec, ctx, (), stager=relay, before_apply=before_apply)
     conn.execute(
         "UPDATE bridge.sync_batches SET cursor_before = %s, cursor_after = %s WHERE id = %s",
         (str(chunk.after), str(chunk.last_rowversion), batch_id),
     )
-    result.counts.add(counts)
-    result.batch_ids.append(str(batch_id))
-    return chunk.rows, batch_id
+    return chunk.rows, batch_id, counts
 
 
 def _run(
+    url: URL,
     conn: psycopg.Connection,
     erp: psycopg.Connection,
     entity: str,
@@ -592,14 +630,56 @@ def _run(
     row = _read(conn, entity)
     assert row is not None
     if row["status"] == "active":
-        finished = _run_pass(conn, erp, entity, row, window, clock, ctx, on_chunk, result)
+        with _lanes(url) as lanes:
+            finished = _run_pass(conn, lanes, erp, entity, row, window, clock, ctx, on_chunk, result)
         if not finished:
             return
     _run_delta(conn, erp, entity, row, window, clock, ctx, on_chunk, result)
 
 
+@dataclass
+class _InFlight:
+    chunk: source.Chunk
+    future: Future[tuple[int, Any, BatchCounts]]
+    staged: threading.Event
+
+
+def _pass_chunk(
+    lane: psycopg.Connection,
+    chunk: source.Chunk,
+    ctx: LoadContext,
+    until: int,
+    now: datetime,
+    staged: threading.Event,
+    previous: Future[tuple[int, Any, BatchCounts]] | None,
+) -> tuple[int, Any, BatchCounts]:
+    """One chunk of the pass on its lane, in one transaction with the checkpoint after it."""
+
+    def after_previous() -> None:
+        # Up to here this chunk wrote only rows of its own; it touches core (and the schedule row) only once
+        # the chunk before it has committed, and rolls back if that one failed.
+        if previous is not None:
+            previous.result()
+
+    try:
+        with lane.transaction():
+            moved, batch_id, counts = _move_chunk(lane, chunk, ctx, on_staged=staged.set, before_apply=after_previous)
+            if moved:
+                checkpoint = Checkpoint(int(chunk.last_rowversion or chunk.after), until)
+                lane.execute(
+                    "UPDATE bridge.background_sync_schedule SET rows_done = rows_done + %s, "
+                    "rows_done_today = rows_done_today + %s, current_offset = %s, last_run_at = %s, "
+                    "updated_at = now() WHERE source_system = %s AND entity_name = %s",
+                    (moved, moved, checkpoint.dump(), now, SOURCE_SYSTEM, chunk.entity),
+                )
+    finally:
+        staged.set()
+    return moved, batch_id, counts
+
+
 def _run_pass(
     conn: psycopg.Connection,
+    lanes: list[psycopg.Connection],
     erp: psycopg.Connection,
     entity: str,
     row: dict[str, Any],
@@ -609,43 +689,80 @@ def _run_pass(
     on_chunk: OnChunk | None,
     result: TickResult,
 ) -> bool:
-    """Move chunks of the pass; True once the pass has read everything up to its ceiling."""
+    """Move chunks of the pass; True once the pass has read everything up to its ceiling.
+
+    Chunk k+1's keyset starts where chunk k's staged rows end, so it is planned (and its relay started on the
+    other lane) as soon as k is in staging: its relay, normalising and validating overlap k's upsert. The
+    source connection serves one relay at a time, and only one chunk per lane is ever in flight, so at
+    most two chunks sit in staging and memory stays flat."""
     checkpoint = Checkpoint.load(row["current_offset"])
     per_day, chunk_size = int(row["rows_per_day"]), int(row["chunk_size"])
-    done_today = int(row["rows_done_today"])
-    while True:
-        now = clock.now()
-        if now >= window.end:
-            _stop(conn, entity, window, row, now, result, "the window closed")
-            return False
-        current = _read(conn, entity)
-        if current is None or current["status"] != "active":
-            result.reason = "paused" if current and current["status"] == "paused" else "no longer active"
-            return False
-        quota_left = per_day - done_today
-        if quota_left <= 0:
-            if not source.has_rows(erp, entity, checkpoint.after, checkpoint.until):
-                break
-            _stop(conn, entity, window, row, now, result, "tonight's quota is met")
-            return False
-        limit = min(chunk_size, quota_left)
-        chunk = source.Chunk(erp, entity, checkpoint.after, checkpoint.until, limit)
-        with conn.transaction():
-            moved, _ = _move_chunk(conn, chunk, ctx, result)
-            if moved:
-                checkpoint = Checkpoint(int(chunk.last_rowversion or checkpoint.after), checkpoint.until)
-                conn.execute(
-                    "UPDATE bridge.background_sync_schedule SET rows_done = rows_done + %s, "
-                    "rows_done_today = rows_done_today + %s, current_offset = %s, last_run_at = %s, "
-                    "updated_at = now() WHERE source_system = %s AND entity_name = %s",
-                    (moved, moved, checkpoint.dump(), now, SOURCE_SYSTEM, entity),
-                )
-        done_today += moved
+    planned_today = int(row["rows_done_today"])  # committed tonight, plus what the chunks in flight carry
+    after = checkpoint.after
+    in_flight: deque[_InFlight] = deque()
+    submitted = 0
+    finished = False
+    stop_reason: str | None = None
+
+    def collect() -> None:
+        item = in_flight.popleft()
+        moved, batch_id, counts = item.future.result()
+        result.counts.add(counts)
+        if batch_id is not None:
+            result.batch_ids.append(str(batch_id))
         result.rows_moved += moved
         if moved and on_chunk is not None:
             on_chunk(entity, moved)
-        if moved < limit:
-            break
+
+    with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="erp-lane") as pool:
+        try:
+            while True:
+                if len(in_flight) == len(lanes):
+                    collect()  # frees the lane the next chunk is about to use
+                now = clock.now()
+                if now >= window.end:
+                    stop_reason = "the window closed"
+                    break
+                current = _read(conn, entity)
+                if current is None or current["status"] != "active":
+                    result.reason = "paused" if current and current["status"] == "paused" else "no longer active"
+                    break
+                quota_left = per_day - planned_today
+                if quota_left <= 0:
+                    if not source.has_rows(erp, entity, after, checkpoint.until):
+                        finished = True
+                    else:
+                        stop_reason = "tonight's quota is met"
+                    break
+                limit = min(chunk_size, quota_left)
+                chunk = source.Chunk(erp, entity, after, checkpoint.until, limit)
+                staged = threading.Event()
+                previous = in_flight[-1].future if in_flight else None
+                future = pool.submit(_pass_chunk, lanes[submitted % len(lanes)], chunk, ctx, checkpoint.until,
+                                     now, staged, previous)  # fmt: skip
+                submitted += 1
+                in_flight.append(_InFlight(chunk, future, staged))
+                # The next chunk's keyset needs this one's last rowversion, known once it is in staging.
+                while not staged.wait(0.05):
+                    if future.done():
+                        break
+                if not staged.is_set() or (future.done() and future.exception() is not None):
+                    while in_flight:
+                        collect()  # raises the first failure, in commit order
+                planned_today += chunk.rows
+                if chunk.rows < limit:
+                    finished = True
+                    break
+                after = int(chunk.last_rowversion or after)
+            while in_flight:
+                collect()
+        finally:
+            # On an error the chunks still in flight commit or roll back before their connections close.
+            wait([item.future for item in in_flight])
+    if stop_reason is not None:
+        _stop(conn, entity, window, row, clock.now(), result, stop_reason)
+    if not finished:
+        return False
     # Everything up to the ceiling is in core: from here on the delta path takes rows above it.
     now = clock.now()
     with conn.transaction():
@@ -695,7 +812,10 @@ def _run_delta(
             return
         chunk = source.Chunk(erp, entity, after, None, chunk_size)
         with conn.transaction():
-            moved, batch_id = _move_chunk(conn, chunk, ctx, result)
+            moved, batch_id, counts = _move_chunk(conn, chunk, ctx)
+            result.counts.add(counts)
+            if batch_id is not None:
+                result.batch_ids.append(str(batch_id))
             if moved:
                 after = int(chunk.last_rowversion or after)
                 conn.execute(

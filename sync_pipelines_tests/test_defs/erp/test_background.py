@@ -145,16 +145,17 @@ def test_window_closing_mid_pass_stops_cleanly_and_the_next_night_resumes_there(
     assert plan.rows_per_day == 300
 
     clock.set(_night_start(0))
-    # Every chunk takes (simulated) five hours: two fit in the 12-hour window, the third starts at 05:00.
+    # Every chunk takes (simulated) five hours from its commit to the next's, and two lanes run chunks side by
+    # side: chunks 1 and 2 start at 19:00, 3 at 00:00 and 4 at 05:00; none starts after 07:00.
     (result,) = background.tick(engine, erp_url, [entity], clock=clock,
                                 on_chunk=lambda _e, _n: clock.advance(timedelta(hours=5)))  # fmt: skip
-    assert (result.outcome, result.reason, result.rows_moved) == ("moved", "the window closed", 120)
+    assert (result.outcome, result.reason, result.rows_moved) == ("moved", "the window closed", 160)
     core = SPECS[entity].core
     in_core = scalar(database_url, f"SELECT count(*) FROM core.{core.name}")
     top = scalar(database_url, f"SELECT max(rowversion) FROM core.{core.name}")
-    assert in_core == 120
+    assert in_core == 160
     assert result.progress is not None
-    assert result.progress.rows_done == 120 and result.progress.next_run_at == _night_start(1)
+    assert result.progress.rows_done == 160 and result.progress.next_run_at == _night_start(1)
     assert background.Checkpoint.load(result.progress.checkpoint).after == top
 
     # Still inside the window but after the close bookkeeping: not due until tomorrow night.
@@ -232,15 +233,16 @@ def test_pause_and_resume(database_url: URL, erp_url: URL) -> None:
     (moved,) = background.tick(engine, erp_url, [entity], clock=clock)
     assert moved.outcome == "moved" and moved.rows_moved == _progress(engine, clock)[entity].rows_per_day
 
-    # A pause during a run takes effect after the chunk in flight commits.
+    # A pause during a run takes effect after the chunks in flight commit: on two lanes, the first chunk and
+    # the one already relayed behind it.
     clock.set(_night_start(1))
     (stopped,) = background.tick(engine, erp_url, [entity], clock=clock,
                                  on_chunk=lambda e, _n: background.pause(engine, [e]))  # fmt: skip
-    assert (stopped.reason, stopped.rows_moved) == ("paused", 50)
+    assert (stopped.reason, stopped.rows_moved) == ("paused", 100)
     assert _progress(engine, clock)[entity].status == "paused"
     background.resume(engine, [entity])
     (rest,) = background.tick(engine, erp_url, [entity], clock=clock)
-    assert rest.rows_moved == _progress(engine, clock)[entity].rows_per_day - 50
+    assert rest.rows_moved == _progress(engine, clock)[entity].rows_per_day - 100
 
 
 def test_unreachable_source_at_window_start_marks_the_schedule_in_error_and_the_next_tick_retries(
