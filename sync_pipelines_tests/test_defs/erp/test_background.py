@@ -368,3 +368,120 @@ def test_values_relayed_from_the_source_land_in_core_exactly(database_url: URL, 
         core_lines = dst.execute(f"SELECT {lines} FROM core.erp_customer_order_line ORDER BY 1, 2, 3").fetchall()
     assert source_rows and core_rows == source_rows
     assert source_lines and core_lines == source_lines
+
+
+def _lanes_in_flight(url: URL) -> tuple[int, int]:
+    """(lane backends waiting on a lock, lane backends idle inside a transaction) of the pass."""
+    with psycopg.connect(db.libpq_uri(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+            "count(*) FILTER (WHERE state = 'idle in transaction') "
+            "FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+            (background.LANE_APPLICATION_NAME,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_sigkill_with_both_lanes_in_flight_then_a_rerun_ends_with_core_equal_to_source(
+    database_url: URL, erp_url: URL
+) -> None:
+    erp.generate(erp_url, seed=SEED, scale=2000)
+    engine = db.get_engine(database_url)
+    entity = "inventory_transaction_hist"
+    core = SPECS[entity].core
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, [entity], timezone=TZ, days=1, chunk_size=50, clock=clock)
+    clock.set(_night_start(0))
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, db.render_secret_url(database_url), db.render_secret_url(erp_url),
+         clock.now().isoformat(), entity],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+    )  # fmt: skip
+    done_sql = "SELECT rows_done FROM bridge.background_sync_schedule WHERE entity_name = :e"
+    lock_conn = psycopg.connect(db.libpq_uri(database_url))
+    try:
+        deadline = walltime.monotonic() + 60
+        while int(scalar(database_url, done_sql, {"e": entity})) < 100:  # type: ignore[arg-type]
+            assert child.poll() is None, child.communicate()
+            assert walltime.monotonic() < deadline
+            walltime.sleep(0.01)
+        # Core writes blocked: one lane's chunk waits at its upsert, the other lane's chunk, relayed and
+        # validated behind it, waits for it inside its own transaction. The kill catches both open.
+        lock_conn.execute(f"LOCK TABLE core.{core.name} IN SHARE MODE")
+        while _lanes_in_flight(database_url) != (1, 1):
+            assert child.poll() is None, child.communicate()
+            assert walltime.monotonic() < deadline
+            walltime.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        lock_conn.rollback()
+        lock_conn.close()
+    done = int(scalar(database_url, done_sql, {"e": entity}))  # type: ignore[arg-type]
+    assert done >= 100 and done % 50 == 0
+    assert scalar(database_url, f"SELECT count(*) FROM core.{core.name}") == done
+
+    while scalar(database_url, "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                 "WHERE l.locktype = 'advisory' AND d.datname = current_database()"):  # fmt: skip
+        assert walltime.monotonic() < deadline + 30
+        walltime.sleep(0.05)
+    (rerun,) = background.tick(engine, erp_url, [entity], clock=clock)
+    assert rerun.outcome == "moved" and rerun.reason.startswith("the pass is complete"), rerun.reason
+    assert core_state(database_url)[entity] == source_state(erp_url)[entity]
+    fetched = scalar(
+        database_url,
+        "SELECT sum(rows_fetched) FROM bridge.sync_batches WHERE entity_name = :e AND cursor_after IS NOT NULL",
+        {"e": entity},
+    )
+    assert fetched == erp.row_counts(erp_url)[entity]  # every row moved exactly once
+
+
+def test_a_failed_chunk_rolls_back_the_chunk_relayed_behind_it_and_the_checkpoint_stays_before_it(
+    database_url: URL, erp_url: URL
+) -> None:
+    erp.generate(erp_url, seed=SEED, scale=2000)
+    engine = db.get_engine(database_url)
+    entity = "inventory_transaction_hist"
+    core = SPECS[entity].core
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, [entity], timezone=TZ, days=1, chunk_size=50, clock=clock)
+    with psycopg.connect(db.libpq_uri(erp_url)) as src:
+        versions = [
+            int(v) for (v,) in src.execute(f"SELECT rowversion FROM ifsapp.{entity} ORDER BY rowversion LIMIT 200")
+        ]
+    chunk2_end, chunk3_first = versions[99], versions[100]
+    # Chunk 3 fails at its upsert into core, slowly enough that chunk 4 is relayed and validated on the other
+    # lane meanwhile (a real error from Postgres, raised by a trigger).
+    with psycopg.connect(db.libpq_uri(database_url), autocommit=True) as conn:
+        conn.execute(
+            f"""
+            CREATE FUNCTION core.fail_chunk_3() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.rowversion = {chunk3_first} THEN
+                    PERFORM pg_sleep(1);
+                    RAISE EXCEPTION 'injected failure in chunk 3';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER fail_chunk_3 BEFORE INSERT ON core.{core.name}
+            FOR EACH ROW EXECUTE FUNCTION core.fail_chunk_3();
+            """
+        )
+    clock.set(_night_start(0))
+    (failed,) = background.tick(engine, erp_url, [entity], clock=clock)
+    assert failed.outcome == "error" and "injected failure in chunk 3" in failed.reason
+    assert failed.progress is not None and failed.progress.rows_done == 100
+    assert background.Checkpoint.load(failed.progress.checkpoint).after == chunk2_end
+    # Chunk 4 committed nothing: no rows past chunk 2 in core, no batch beyond chunk 2's.
+    assert scalar(database_url, f"SELECT count(*) FROM core.{core.name}") == 100
+    assert scalar(database_url, f"SELECT max(rowversion) FROM core.{core.name}") == chunk2_end
+    assert scalar(database_url, "SELECT count(*) FROM bridge.sync_batches") == 2
+
+    with psycopg.connect(db.libpq_uri(database_url), autocommit=True) as conn:
+        conn.execute(f"DROP TRIGGER fail_chunk_3 ON core.{core.name}")
+    clock.advance(background.TICK_INTERVAL)
+    (retried,) = background.tick(engine, erp_url, [entity], clock=clock)
+    assert retried.outcome == "moved" and retried.reason.startswith("the pass is complete"), retried.reason
+    assert core_state(database_url)[entity] == source_state(erp_url)[entity]
