@@ -11,6 +11,8 @@ otherwise), freshly created per size:
            time; each night's real time is printed beside its window (12 h) to show it fits. Afterwards
            (untimed) every table is checked: status completed, core count and checksum (keys, rowversions)
            equal to the source's;
+- ours1:   the same pass on one lane (`background.LANES = 1`: each chunk relayed only after the one before it
+           committed), the A/B of the two-lane pass in the same run;
 - ceiling: per table `COPY (SELECT <columns> FROM ifsapp.<table> ORDER BY rowversion) TO STDOUT` piped
            into `COPY ifsapp.<table> FROM STDIN` of an empty copy of the ERP schema in the warehouse
            (primary key and rowversion index in place, as core has its unique key), one transaction per table;
@@ -20,7 +22,9 @@ otherwise), freshly created per size:
 
 Each measurement runs in its own spawned child and reports wall time of the load (setup excluded) and the
 child's peak RSS (`ru_maxrss`). Knobs (environment): BENCH_ERP_SIZES="1000000,7000000", BENCH_ERP_CHUNK=50000,
-BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,floor,ceiling", BENCH_ERP_KEEP=1 (keep the bench databases).
+BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,floor,ceiling" (also: ours1), BENCH_ERP_ROUNDS=1 (rounds in which every
+contestant runs once, in turn, on the same source; the summary takes each one's median), BENCH_ERP_KEEP=1 (keep
+the bench databases).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import multiprocessing
 import os
 import queue
 import resource
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,9 +42,10 @@ SIZES = [int(s) for s in os.environ.get("BENCH_ERP_SIZES", "1000000,7000000").sp
 DAYS = int(os.environ.get("BENCH_ERP_DAYS", "7"))
 CHUNK = int(os.environ.get("BENCH_ERP_CHUNK", "50000"))
 ONLY = [s.strip() for s in os.environ.get("BENCH_ERP_ONLY", "ours,floor,ceiling").split(",") if s.strip()]
+ROUNDS = int(os.environ.get("BENCH_ERP_ROUNDS", "1"))
 KEEP = os.environ.get("BENCH_ERP_KEEP") == "1"
 SEED = 7
-TARGET_CEILING = 0.5
+TARGET_FLOOR = 0.9
 TARGET_RSS_MB = 300
 # Inside the default 19:00-07:00 UTC window.
 NIGHT = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
@@ -63,6 +69,13 @@ def _drop(name: str) -> None:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ours1(warehouse: str, source: str, out: Any) -> None:
+    from sync_pipelines.defs.erp import background
+
+    background.LANES = 1
+    _ours(warehouse, source, out)
 
 
 def _ours(warehouse: str, source: str, out: Any) -> None:
@@ -223,40 +236,46 @@ def main() -> None:
         started = time.perf_counter()
         counts = erp.generate(source_url, seed=SEED, scale=size)
         print(f"source: {sum(counts.values()):,} rows generated in {time.perf_counter() - started:.1f}s {counts}")
-        results: dict[str, dict[str, Any]] = {}
-        for name in ONLY:
-            warehouse_url = _fresh_database(f"bench_erp_{name}")
-            if name in ("ours", "floor"):
-                migrations.upgrade(warehouse_url)
-            target = {"ours": _ours, "floor": _floor, "ceiling": _ceiling}[name]
-            results[name] = _measure(target, db.render_secret_url(warehouse_url), db.render_secret_url(source_url))
-            r = results[name]
-            print(
-                f"{name:<8} {size:>10,} rows: {r['rows']:>10,} moved in {r['seconds']:7.1f}s = "
-                f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['rss_mb']:.0f} MB"
-                + (f", errors {r['errors']}" if r["errors"] else "")
-            )
-            if "nights" in r:
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ONLY}
+        for round_no in range(1, ROUNDS + 1):
+            for name in ONLY:
+                warehouse_url = _fresh_database(f"bench_erp_{name}")
+                if name in ("ours", "ours1", "floor"):
+                    migrations.upgrade(warehouse_url)
+                target = {"ours": _ours, "ours1": _ours1, "floor": _floor, "ceiling": _ceiling}[name]
+                r = _measure(target, db.render_secret_url(warehouse_url), db.render_secret_url(source_url))
+                runs[name].append(r)
                 print(
-                    f"         pass: {len(r['nights'])} nights, every table completed: {r['completed']}, "
-                    f"core equal to source (counts and checksums): {r['equal']}"
+                    f"round {round_no} {name:<8} {size:>10,} rows: {r['rows']:>10,} moved in {r['seconds']:7.1f}s = "
+                    f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['rss_mb']:.0f} MB"
+                    + (f", errors {r['errors']}" if r["errors"] else ""),
+                    flush=True,
                 )
-            if not KEEP:
-                _drop(f"bench_erp_{name}")
-        if "floor" in results and "ceiling" in results:
-            floor, ceiling = results["floor"], results["ceiling"]
+                if "nights" in r:
+                    print(
+                        f"         pass: {len(r['nights'])} nights, every table completed: {r['completed']}, "
+                        f"core equal to source (counts and checksums): {r['equal']}",
+                        flush=True,
+                    )
+                if not KEEP:
+                    _drop(f"bench_erp_{name}")
+        rate = {name: statistics.median(r["rows"] / r["seconds"] for r in rs) for name, rs in runs.items() if rs}
+        print("medians: " + ", ".join(f"{name} {value:,.0f} rows/s" for name, value in rate.items()))
+        if "floor" in rate and "ceiling" in rate:
             print(
-                f"floor / ceiling = {(floor['rows'] / floor['seconds']) / (ceiling['rows'] / ceiling['seconds']):.2f}"
+                f"floor / ceiling = {rate['floor'] / rate['ceiling']:.2f}"
                 " (the most any engine that writes staging, core and audit rows can reach)"
             )
-        if "ours" in results and "ceiling" in results:
-            ours, ceiling = results["ours"], results["ceiling"]
-            ratio = (ours["rows"] / ours["seconds"]) / (ceiling["rows"] / ceiling["seconds"])
-            verdict = "met" if ratio >= TARGET_CEILING else "MISSED"
+        if "ours" in rate and "ceiling" in rate:
+            print(f"ours / ceiling = {rate['ours'] / rate['ceiling']:.2f}")
+        if "ours" in rate and "ours1" in rate:
+            print(f"ours (two lanes) / ours1 (one lane) = {rate['ours'] / rate['ours1']:.2f}")
+        if "ours" in rate and "floor" in rate:
+            ratio = rate["ours"] / rate["floor"]
+            rss = max(r["rss_mb"] for r in runs["ours"])
             print(
-                f"ours / ceiling = {ratio:.2f} (target >= {TARGET_CEILING}: {verdict})"
-                f"; peak RSS {ours['rss_mb']:.0f} MB (target < {TARGET_RSS_MB}: "
-                f"{'met' if ours['rss_mb'] < TARGET_RSS_MB else 'MISSED'})"
+                f"ours / floor = {ratio:.2f} (target >= {TARGET_FLOOR}: {'met' if ratio >= TARGET_FLOOR else 'MISSED'})"
+                f"; peak RSS {rss:.0f} MB (target < {TARGET_RSS_MB}: {'met' if rss < TARGET_RSS_MB else 'MISSED'})"
             )
         if not KEEP:
             _drop("bench_erp_source")
