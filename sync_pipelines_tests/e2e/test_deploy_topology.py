@@ -74,11 +74,13 @@ def _build_wheel(work: Path) -> Path:
     for tree in ("sync_pipelines", *project_files.TREES):
         shutil.copytree(ROOT / tree, source / tree, ignore=ignore)
     dist = work / "dist"
-    subprocess.run(
+    # The project's own build tools (pyproject's build-system, installed by `make install`): no index is needed.
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(dist),
          str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    assert built.returncode == 0, f"building the wheel failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
     (wheel,) = dist.glob("sync_pipelines-*.whl")
     return wheel
 
