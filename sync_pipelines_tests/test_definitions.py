@@ -94,3 +94,21 @@ def test_bridge_health_materializes_counts_from_the_warehouse(
     metadata = result.asset_materializations_for_node("platform__bridge_health")[0].metadata
     assert metadata["accounts_in_error"].value == 1
     assert metadata["dlq_open"].value == 0
+
+
+def test_dg_check_defs_and_list_defs_pass_from_the_checkout_with_no_environment() -> None:
+    from pathlib import Path
+
+    from sync_pipelines import registry
+
+    dg_cli = Path(sys.executable).parent / "dg"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC_", "DAGSTER_"))}
+    checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=db.PROJECT_ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=db.PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    for name in registry.INTEGRATIONS:
+        assert f"{name}_delta_sync" in listed.stdout
