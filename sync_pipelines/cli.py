@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -251,22 +252,33 @@ def sync_command(
             ok = operations.run_delta(instance, declared, on_reaped=reaped, account_names=list(account_names) or None)
             click.echo("delta sync " + ("succeeded" if ok else "failed: see `sync-pipelines status`"))
             sys.exit(0 if ok else 1)
+        started = time.monotonic()
         outcomes = operations.sync(
             instance, declared, account_names=list(account_names) or None, entities=list(entities) or None,
-            period=period, on_reaped=reaped,
+            period=period, on_reaped=reaped, on_run=_print_run,
         )  # fmt: skip
     if not outcomes:
         raise OperatorError(f"no {declared.name} account to sync: `sync-pipelines accounts add {declared.name}`")
-    failed = 0
-    for o in outcomes:
-        failed += not o.success
-        m = o.metadata
-        click.echo(
-            f"{'ok  ' if o.success else 'FAIL'} {o.entity:<14} {o.partitions:<28} fetched={m.get('rows_fetched', '-')} "
-            f"inserted={m.get('rows_inserted', '-')} updated={m.get('rows_updated', '-')} "
-            f"unchanged={m.get('rows_unchanged', '-')} failed={m.get('rows_failed', '-')} run={o.run_id[:8]}"
-        )
+    failed = sum(not o.success for o in outcomes)
+    fetched = sum(int(str(o.metadata.get("rows_fetched", 0) or 0)) for o in outcomes)
+    seconds = time.monotonic() - started
+    verdict = f"{failed} FAILED" if failed else "all succeeded"
+    rate = fetched / seconds if seconds else 0
+    click.echo(f"{declared.name}: {len(outcomes)} Dagster run(s), {fetched:,} records fetched in {seconds:.1f} s "
+               f"({rate:,.0f}/s), {verdict}")  # fmt: skip
     sys.exit(1 if failed else 0)
+
+
+def _print_run(o: Any, seconds: float) -> None:
+    """One line per run as it ends: what it moved, how fast, and its run id for the UI."""
+    m = o.metadata
+    fetched = int(str(m.get("rows_fetched", 0) or 0))
+    click.echo(
+        f"{'ok  ' if o.success else 'FAIL'} {o.entity:<14} {o.partitions:<28} fetched={m.get('rows_fetched', '-')} "
+        f"inserted={m.get('rows_inserted', '-')} updated={m.get('rows_updated', '-')} "
+        f"unchanged={m.get('rows_unchanged', '-')} failed={m.get('rows_failed', '-')} "
+        f"{seconds:.1f} s ({fetched / seconds if seconds else 0:,.0f}/s) run={o.run_id[:8]}"
+    )
 
 
 @main.command("status")

@@ -3,6 +3,7 @@ from the UI, in-process, on the project's Dagster instance."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,6 +121,7 @@ def sync(
     resource: Any = None,
     raise_on_error: bool = False,
     on_reaped: Callable[[runs.Reaped], None] | None = None,
+    on_run: Callable[[RunOutcome, float], None] | None = None,
 ) -> list[RunOutcome]:
     """Materialize an integration's assets through Dagster: one run per entity and account, a whole-history
     range (BackfillPolicy.single_run) unless `period` names one month.
@@ -161,6 +163,7 @@ def sync(
                     label = f"{account.name}|{first_period}..{last_period}"
                 for reaped in runs.reap_dead_runs(instance):
                     notify(reaped)
+                run_started = time.monotonic()
                 result = dg.materialize(
                     [asset], instance=instance, resources=resources, partition_key=partition_key, tags=tags,
                     raise_on_error=raise_on_error, run_config=QUIET,
@@ -171,6 +174,8 @@ def sync(
                         materialization = event.step_materialization_data.materialization
                         metadata = {k: v.value for k, v in materialization.metadata.items()}
                 outcomes.append(RunOutcome(entity, account.name, label, result.success, result.run_id, metadata))
+                if on_run is not None:  # `on_run` hears of each run as it ends, with its seconds
+                    on_run(outcomes[-1], time.monotonic() - run_started)
                 # Dagster turns a signal during the run into a failed run and forgets it: stop here.
                 interrupts.check(STOPPED_AT_LAST_COMMIT)
     return outcomes

@@ -181,6 +181,9 @@ def test_cli_adds_an_account_syncs_a_month_through_dagster_and_prints_status(
     assert synced.returncode == 0, synced.stdout + synced.stderr
     expected = fub_sandbox.sandbox["fub"].counts("acme", "2024-05")["people"]
     assert f"inserted={expected}" in synced.stdout
+    # A line per run as it ends (counts, seconds, rate), then the summary.
+    assert f"fub: 1 Dagster run(s), {expected:,} records fetched in " in synced.stdout, synced.stdout
+    assert "all succeeded" in synced.stdout and "/s) run=" in synced.stdout
     status = run_cli("status", env=env)
     assert status.returncode == 0 and "fub/acme" in status.stdout and "people" in status.stdout
     bad = run_cli("sync", "fub", "--entity", "nonsense", env=env)
