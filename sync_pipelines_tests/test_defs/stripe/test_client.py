@@ -87,3 +87,13 @@ def test_an_account_without_a_stored_key_is_one_clear_error(world: StripeWorld) 
     account = accounts.upsert_account(world.engine, "stripe", "nokey", {"other": "x"})
     with pytest.raises(OperatorError, match="no api_key stored"):
         world.client_for(account)
+
+
+def test_a_weekly_full_read_of_subscriptions_and_their_items_is_scheduled() -> None:
+    from sync_pipelines.definitions import defs
+    from sync_pipelines.defs.stripe.declaration import STRIPE
+
+    names = {s.name: s for s in defs.schedules or []}
+    assert "stripe_full_rewalk_monthly" in names and "stripe_full_rewalk_lists" not in names
+    assert names["stripe_full_rewalk_monthly"].cron_schedule == "0 4 * * 0"
+    assert set(STRIPE.rewalk_entities) == {"subscriptions", "subscription_items"}
