@@ -30,6 +30,7 @@ def test_only_the_enabled_sources_have_assets_schedules_routes_and_production_se
         "fub_delta_every_5_minutes",
         "platform_bridge_health_every_15_minutes",
         "stripe_delta_every_5_minutes",
+        "stripe_full_rewalk_monthly",
     ]
     assert shown["routes"] == ["fub", "stripe"]
     assert "SYNC_FUB_SYSTEM_KEY" in shown["settings"] and "SYNC_STRIPE_BASE_URL" in shown["settings"]
