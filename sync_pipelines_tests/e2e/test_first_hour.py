@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sync_pipelines import local_stack, registry
-from sync_pipelines.lib import db
+from sync_pipelines.lib import db, warm_runs
 from sync_pipelines.sandbox import subscriptions
 from sync_pipelines_tests.e2e.helpers import GraphQL, child_processes, cli_child, free_port, wait_for
 from sync_pipelines_tests.helpers import run_cli
@@ -139,6 +139,16 @@ def test_demo_then_dev_leaves_every_asset_materialized_no_run_failed_and_webhook
                  diagnose=dev.tail)  # fmt: skip
         webhook_runs = _runs(gql, pipelineName=f"{integration.name}_webhook_apply")
         assert any(r["status"] == "SUCCESS" for r in webhook_runs), webhook_runs
+
+        # The next batch starts in a run worker the daemon warmed up after launching the first (lib/warm_runs.py).
+        changed_at = time.time()
+        integration, entity, account, source_id = _change_one_record(root)
+        core = integration.entity(entity).spec.core
+        wait_for(applied, timeout=90, what=f"a second change of {integration.name} {entity} through the webhook path",
+                 diagnose=dev.tail)  # fmt: skip
+        warm = [r for r in _runs(gql, pipelineName=f"{integration.name}_webhook_apply")
+                if any(t["key"] == warm_runs.WARM_START_TAG for t in r["tags"])]  # fmt: skip
+        assert warm and all(r["status"] == "SUCCESS" for r in warm), warm
 
         # Each delta schedule fires twice (every minute here), and its runs succeed.
         def fired_twice() -> bool:
