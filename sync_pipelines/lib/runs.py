@@ -31,6 +31,7 @@ from typing import Any
 import dagster as dg
 from dagster import Array, Field
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._core.origin import JobPythonOrigin
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from dagster._serdes import ConfigurableClassData, serialize_value
@@ -275,18 +276,28 @@ class ProcessCheckingRunLauncher(dg.DefaultRunLauncher):
             return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's process ({describe_process(run)}) is gone")
         return CheckRunHealthResult(WorkerStatus.RUNNING, "")
 
-    def _warm_target(self, run: dg.DagsterRun) -> tuple[str, str, str] | None:
-        """(interpreter, serialized repository origin, module) for a run that may start warm; None otherwise."""
+    def _warm_target(self, run: dg.DagsterRun, workspace: Any = None) -> tuple[str, str, str, JobPythonOrigin] | None:
+        """(interpreter, serialized repository origin, module, the job's Python origin) for a run that may start
+        warm; None otherwise. A run the daemon creates names its code location only (a remote origin): the
+        workspace gives that location's Python origin, as the code server would resolve it."""
         if not self._warm_start_tags or not any(tag in run.tags for tag in self._warm_start_tags):
             return None
         origin = run.job_code_origin
+        if origin is None and workspace is not None and run.remote_job_origin is not None:
+            remote = run.remote_job_origin
+            try:
+                location = workspace.get_code_location(remote.repository_origin.code_location_origin.location_name)
+                repository = location.get_repository_python_origin(remote.repository_origin.repository_name)
+            except Exception:  # a location that failed to load: Dagster's own launch reports it
+                repository = None
+            origin = JobPythonOrigin(remote.job_name, repository) if repository is not None else None
         if origin is None:
             return None
         module = getattr(origin.repository_origin.code_pointer, "module", None)
         executable = origin.repository_origin.executable_path
         if not isinstance(module, str) or not executable or not os.path.exists(executable):
             return None
-        return executable, serialize_value(origin.repository_origin), module
+        return executable, serialize_value(origin.repository_origin), module, origin
 
     def _workers(self) -> warm_runs.WarmWorkers:
         with self._warm_lock:
@@ -296,17 +307,17 @@ class ProcessCheckingRunLauncher(dg.DefaultRunLauncher):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
-        target = self._warm_target(run)
+        target = self._warm_target(run, context.workspace)
         if target is None:
             super().launch_run(context)
             return
-        executable, origin, module = target
+        executable, origin, module, job_origin = target
         workers = self._workers()
         try:
             worker = workers.take(origin, module)
             if worker is not None:
                 try:
-                    warm_runs.hand_over(worker, run.run_id)
+                    warm_runs.hand_over(worker, run.run_id, serialize_value(job_origin))
                 except RuntimeError as exc:
                     log.warning("%s; run %s launches the usual way", exc, run.run_id)
                 else:
@@ -324,7 +335,7 @@ class ProcessCheckingRunLauncher(dg.DefaultRunLauncher):
         target = self._warm_target(run)
         if target is None:
             return False
-        self._workers().prepare(*target)
+        self._workers().prepare(*target[:3])
         return True
 
     def terminate(self, run_id: str) -> bool:

@@ -102,12 +102,16 @@ class Worker:
         return self.process.poll() is None
 
     def close(self) -> None:
-        """An idle worker exits when its stdin closes; it is reaped in the background."""
+        """Stop a worker that was given no run. One that is still warming up would otherwise go on opening the
+        instance (and retrying its database) before it sees its stdin closed, so it is terminated: it holds
+        nothing yet. It is reaped in the background."""
         try:
             if self.process.stdin is not None:
                 self.process.stdin.close()
         except OSError:
             pass
+        if self.process.poll() is None:
+            self.process.terminate()
         threading.Thread(target=self.process.wait, name="warm-run-worker-reap", daemon=True).start()
 
 
@@ -188,12 +192,13 @@ class WarmWorkers:
             worker.close()
 
 
-def hand_over(worker: Worker, run_id: str) -> None:
-    """Give `run_id` to `worker` and wait until it has started executing it; raise RuntimeError if it cannot."""
+def hand_over(worker: Worker, run_id: str, job_origin_json: str) -> None:
+    """Give the run to `worker` and wait until it has started executing it; raise RuntimeError if it cannot.
+    `job_origin_json` is the run's serialized JobPythonOrigin (the code server's view of its job)."""
     process = worker.process
     assert process.stdin is not None and process.stdout is not None
     try:
-        process.stdin.write(run_id + "\n")
+        process.stdin.write(run_id + "\n" + job_origin_json + "\n")
         process.stdin.flush()
         process.stdin.close()
     except OSError as exc:
@@ -210,7 +215,7 @@ def _worker_main(stdin: IO[str], protocol: IO[str]) -> int:
     """The worker: warm up, wait for one run id, execute that run. Returns the exit code."""
     from dagster._core.events import EngineEventData
     from dagster._core.instance import DagsterInstance, InstanceRef
-    from dagster._core.origin import RepositoryPythonOrigin
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
     from dagster._grpc.impl import core_execute_run
     from dagster._serdes import deserialize_value
     from dagster._utils.hosted_user_process import recon_job_from_origin, recon_repository_from_origin
@@ -230,13 +235,14 @@ def _worker_main(stdin: IO[str], protocol: IO[str]) -> int:
     if not run_id:  # the launcher's process ended or discarded this worker
         instance.dispose()
         return 0
+    job_origin = deserialize_value(_read_line(stdin), JobPythonOrigin)
     with capture_interrupts():
         try:
             run = instance.get_run_by_id(run_id)
-            if run is None or run.job_code_origin is None:
-                say(f"{FAILED}: run {run_id} not found or without a code origin")
+            if run is None:
+                say(f"{FAILED}: run {run_id} not found")
                 return 1
-            recon_job = recon_job_from_origin(run.job_code_origin)
+            recon_job = recon_job_from_origin(job_origin)
             say(STARTED)
             pid = os.getpid()
             instance.report_engine_event(

@@ -100,7 +100,7 @@ def test_a_worker_warmed_up_before_a_code_change_is_not_used(instance: dg.Dagste
     run = new_run(instance, tmp_path / "1.json")
     target = launcher._warm_target(run)
     assert target is not None
-    executable, origin, module = target
+    executable, origin, module, _ = target
     workers = warm_runs.WarmWorkers(warm_runs.serialize_instance_ref(instance))
     workers.prepare(executable, origin, module)
     edited = Path(__file__)
@@ -113,8 +113,10 @@ def test_a_worker_warmed_up_before_a_code_change_is_not_used(instance: dg.Dagste
     workers.prepare(executable, origin, module)
     worker = workers.take(origin, module)
     assert worker is not None and worker.alive()
-    worker.close()
-    assert worker.process.wait(30) == 0  # an idle worker whose stdin closes exits cleanly
+    # An idle worker whose launcher's process is gone (its stdin closes) exits by itself, cleanly.
+    assert worker.process.stdin is not None
+    worker.process.stdin.close()
+    assert worker.process.wait(30) == 0
     workers.close()
 
 
