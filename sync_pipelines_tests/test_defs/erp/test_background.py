@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time as walltime
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -498,6 +499,41 @@ def test_sigkill_with_two_tables_in_flight_then_a_rerun_ends_with_core_equal_to_
             {"e": entity},
         )
         assert fetched == counts[entity]  # every row moved exactly once
+
+
+def test_an_interrupt_from_on_chunk_stops_every_table_of_the_tick_at_a_commit_and_the_next_tick_goes_on(
+    database_url: URL, erp_url: URL
+) -> None:
+    """on_chunk runs on the caller's thread even while two tables are in flight; what it raises stops the tick:
+    each table keeps the chunks it committed, with its checkpoint, and nothing else."""
+    erp.generate(erp_url, seed=SEED, scale=2000)
+    engine = db.get_engine(database_url)
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, timezone=TZ, days=1, chunk_size=60, clock=clock)
+    clock.set(_night_start(0))
+    caller = threading.get_ident()
+    seen: list[tuple[str, int]] = []
+
+    def on_chunk(entity: str, rows: int) -> None:
+        assert threading.get_ident() == caller
+        seen.append((entity, rows))
+        if entity == "customer_order" and len(seen) > 2:
+            raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt, match="stop"):
+        background.tick(engine, erp_url, clock=clock, on_chunk=on_chunk)
+    done = {p.entity: p.rows_done for p in background.status(engine, clock=clock)}
+    for entity in LOAD_ORDER:
+        core_rows = scalar(database_url, f"SELECT count(*) FROM core.{SPECS[entity].core.name}")
+        assert core_rows == done[entity], entity  # the checkpoint is where the committed rows end
+    assert done["customer_order"] > 0 and done["customer_order"] % 60 == 0
+    assert done["inventory_transaction_hist"] == 0  # never started
+    assert scalar(database_url, "SELECT count(*) FROM bridge.sync_batches WHERE status <> 'completed'") == 0
+    assert not any(p.status == "error" for p in background.status(engine, clock=clock))
+
+    clock.advance(background.TICK_INTERVAL)
+    assert all(r.outcome == "moved" for r in background.tick(engine, erp_url, clock=clock))
+    assert core_state(database_url) == source_state(erp_url)
 
 
 def test_a_failed_chunk_rolls_back_the_chunk_relayed_behind_it_and_the_checkpoint_stays_before_it(
