@@ -13,18 +13,31 @@ otherwise), freshly created per size:
            equal to the source's;
 - ours1:   the same pass on one lane (`background.LANES = 1`: each chunk relayed only after the one before it
            committed), the A/B of the two-lane pass in the same run;
+- ours-seq: the same pass with the tables of a tick one after another (`background.TABLES_AT_ONCE = 1`, as before
+           12-07 afternoon), the A/B of overlapping tables in the same run;
 - ceiling: per table `COPY (SELECT <columns> FROM ifsapp.<table> ORDER BY rowversion) TO STDOUT` piped
            into `COPY ifsapp.<table> FROM STDIN` of an empty copy of the ERP schema in the warehouse
            (primary key and rowversion index in place, as core has its unique key), one transaction per table;
 - floor:   the least the engine's path must write, without the rest of it (see `_floor`): the relay into a
            staging table, a plain INSERT of typed columns into an empty core table, and CREATE audit rows. It
-           bounds what the ratio to the ceiling can be for any engine that writes those three.
+           bounds what the ratio to the ceiling can be for any engine that writes those three;
+- dlt:     the peer: dlt's `sql_database` source over the same four ERP tables (`ifsapp` schema, types reflected),
+           `write_disposition="merge"` on each table's primary key, into dataset `erp` of a fresh database on the
+           same server, in dlt's fastest configuration here: backend BENCH_ERP_DLT_BACKEND (connectorx: each table
+           read whole into Arrow; pyarrow: Arrow batches of BENCH_ERP_CHUNK rows) and loader file format
+           BENCH_ERP_DLT_FORMAT (parquet: loaded by COPY through ADBC; also csv, insert_values). At 200,000 rows
+           on 12-07: connectorx+parquet 57k rows/s, pyarrow+parquet 41k, connectorx+csv 27k, pyarrow+csv 23k,
+           pyarrow+insert_values 13k, sqlalchemy+csv 11k. One `pipeline.run` (extract, normalize, load with its
+           merge) is timed end to end, source reflection included; afterwards (untimed) every table's count and
+           checksum (keys, rowversions) is compared with the source's.
 
 Each measurement runs in its own spawned child and reports wall time of the load (setup excluded) and the
 child's peak RSS (`ru_maxrss`). Knobs (environment): BENCH_ERP_SIZES="1000000,7000000", BENCH_ERP_CHUNK=50000,
-BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,floor,ceiling" (also: ours1), BENCH_ERP_ROUNDS=1 (rounds in which every
-contestant runs once, in turn, on the same source; the summary takes each one's median), BENCH_ERP_KEEP=1 (keep
-the bench databases).
+BENCH_ERP_DAYS=7, BENCH_ERP_ONLY="ours,floor,ceiling" (also: ours1, ours-seq, dlt), BENCH_ERP_ROUNDS=1 (rounds
+in which every contestant runs once, in turn, on the same source; the summary takes each one's median),
+BENCH_ERP_KEEP=1 (keep the bench databases), BENCH_ERP_PROFILE=1 (ours, ours1 and ours-seq also print where
+their time went: wall time per stage, summed over chunks, timed around each statement in the child),
+BENCH_ERP_DLT_BACKEND=connectorx, BENCH_ERP_DLT_FORMAT=parquet.
 """
 
 from __future__ import annotations
@@ -44,6 +57,9 @@ CHUNK = int(os.environ.get("BENCH_ERP_CHUNK", "50000"))
 ONLY = [s.strip() for s in os.environ.get("BENCH_ERP_ONLY", "ours,floor,ceiling").split(",") if s.strip()]
 ROUNDS = int(os.environ.get("BENCH_ERP_ROUNDS", "1"))
 KEEP = os.environ.get("BENCH_ERP_KEEP") == "1"
+DLT_BACKEND = os.environ.get("BENCH_ERP_DLT_BACKEND", "connectorx")
+DLT_FORMAT = os.environ.get("BENCH_ERP_DLT_FORMAT", "parquet")
+PROFILE = os.environ.get("BENCH_ERP_PROFILE") == "1"
 SEED = 7
 TARGET_FLOOR = 0.9
 TARGET_RSS_MB = 300
@@ -71,10 +87,144 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Stages of a chunk, by a marker in the statement's text (first match wins).
+_STAGES = (
+    ("CREATE TEMP TABLE _norm", "normalise (_norm)"),
+    ("INSERT INTO bridge.failed_records", "validate (DLQ)"),
+    ("CREATE TEMP TABLE _valid", "dedupe (_valid)"),
+    ("WITH up AS", "upsert core + audit"),
+    ("INSERT INTO bridge.pending_children", "hold orphans"),
+    ("FROM bridge.pending_children", "release children"),
+    ("UPDATE bridge.failed_records", "resolve DLQ"),
+    ("ANALYZE", "statistics (ANALYZE)"),
+    ("FROM pg_class", "statistics (ANALYZE)"),
+    ("bridge.sync_batches", "sync_batches rows"),
+    ("UPDATE bridge.background_sync_schedule SET rows_done", "checkpoint"),
+    ("count(*), max((raw->>'rowversion')", "relay: read back count"),
+    ("bridge.field_mappings", "read mappings"),
+    ("SELECT 1 FROM", "has_rows (source)"),
+    ("FROM bridge.background_sync_schedule", "schedule reads"),
+    ("UPDATE bridge.background_sync_schedule", "schedule updates"),
+    ("pg_try_advisory_lock", "tick: lock"),
+    ("set_config('work_mem'", "per-chunk settings, temp tables"),
+    ("DROP TABLE IF EXISTS _norm", "per-chunk settings, temp tables"),
+    ("ALTER TABLE _norm RENAME", "per-chunk settings, temp tables"),
+    ("FROM bridge.accounts", "tick: account"),
+    ("client_connection_check_interval", "connection setup"),
+    ("application_name", "connection setup"),
+    ("max(rowversion), 0), count(*)", "create: high water"),
+)
+
+
+class _Profile:
+    """Wall time per stage of ours, summed over chunks (lanes overlap, so stages can sum past the wall time)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.chunks: list[tuple[float, float]] = []  # (start, end) of every chunk on its lane
+        self.lock = __import__("threading").Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self.lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+            self.calls[stage] = self.calls.get(stage, 0) + 1
+
+    def install(self) -> None:
+        import psycopg
+
+        from sync_pipelines.defs.erp import background
+        from sync_pipelines.defs.erp import source as erp_source
+
+        profile = self
+
+        def timed(stage: str, fn: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    profile.add(stage, time.perf_counter() - started)
+
+            return wrapper
+
+        execute = psycopg.Cursor.execute
+
+        def timed_execute(cur: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            text = query if isinstance(query, str) else query.as_string(cur.connection)
+            stage = next((name for marker, name in _STAGES if marker in text), "other SQL")
+            started = time.perf_counter()
+            try:
+                return execute(cur, query, *args, **kwargs)
+            finally:
+                profile.add(stage, time.perf_counter() - started)
+
+        psycopg.Cursor.execute = timed_execute  # type: ignore[method-assign]
+        psycopg.connect = timed("connect", psycopg.connect)  # type: ignore[assignment]
+        commit = psycopg.Transaction.__exit__
+
+        def timed_exit(tx: Any, *args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return commit(tx, *args)
+            finally:
+                if getattr(tx, "_outer_transaction", False):
+                    profile.add("commit (or rollback)", time.perf_counter() - started)
+
+        psycopg.Transaction.__exit__ = timed_exit  # type: ignore[method-assign]
+        relay = erp_source.Chunk.relay
+
+        def timed_relay(chunk: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return relay(chunk, *args, **kwargs)
+            finally:
+                # The read-back count inside it is timed on its own as well; subtracted in the report.
+                profile.add("relay: COPY source -> staging", time.perf_counter() - started)
+
+        erp_source.Chunk.relay = timed_relay  # type: ignore[method-assign]
+        pass_chunk = background._pass_chunk
+
+        def timed_pass_chunk(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return pass_chunk(*args, **kwargs)
+            finally:
+                with profile.lock:
+                    profile.chunks.append((started, time.perf_counter()))
+
+        background._pass_chunk = timed_pass_chunk  # type: ignore[assignment]
+
+    def report(self, wall: float) -> list[str]:
+        seconds = dict(self.seconds)
+        if "relay: read back count" in seconds:
+            seconds["relay: COPY source -> staging"] -= seconds["relay: read back count"]
+        busy = 0.0  # time at least one lane had a chunk in hand
+        end = 0.0
+        for start, stop in sorted(self.chunks):
+            if stop > end:
+                busy += stop - max(start, end)
+                end = stop
+        lines = [
+            f"  profile: {len(self.chunks)} chunks, ticks {wall:.1f}s wall, a chunk in hand {busy:.1f}s, "
+            f"sum of chunk times {sum(b - a for a, b in self.chunks):.1f}s, no chunk in hand {wall - busy:.1f}s"
+        ]
+        for stage, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    {stage:<34} {value:7.2f}s  {self.calls[stage]:>5} calls")
+        return lines
+
+
 def _ours1(warehouse: str, source: str, out: Any) -> None:
     from sync_pipelines.defs.erp import background
 
     background.LANES = 1
+    _ours(warehouse, source, out)
+
+
+def _ours_seq(warehouse: str, source: str, out: Any) -> None:
+    from sync_pipelines.defs.erp import background
+
+    background.TABLES_AT_ONCE = 1
     _ours(warehouse, source, out)
 
 
@@ -84,6 +234,9 @@ def _ours(warehouse: str, source: str, out: Any) -> None:
     from sync_pipelines.lib import db
     from sync_pipelines.sandbox import erp
 
+    profile = _Profile() if PROFILE else None
+    if profile is not None:
+        profile.install()
     engine = db.get_engine(warehouse)
     clock = background.SimulatedClock(NIGHT - timedelta(hours=1))
     background.create(engine, source, days=DAYS, chunk_size=CHUNK, clock=clock)
@@ -103,6 +256,8 @@ def _ours(warehouse: str, source: str, out: Any) -> None:
         rows += moved
         nights.append((night, moved, spent))
         print(f"  night {night}: {moved:>10,} rows in {spent:6.1f}s real (window 12 h)", flush=True)
+    if profile is not None:
+        print("\n".join(profile.report(seconds)), flush=True)
     done = {p.entity: p.status for p in background.status(engine, clock=clock)}
     source_state = {t: (n, erp.checksum(source, t)) for t, n in erp.row_counts(source).items()}
     core_state = {entity: background.core_checksum(engine, entity) for entity in LOAD_ORDER}
@@ -210,6 +365,55 @@ def _floor(warehouse: str, source: str, out: Any) -> None:
     out.put({"seconds": time.perf_counter() - started, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}})
 
 
+def _dlt(warehouse: str, source: str, out: Any) -> None:
+    """dlt's `sql_database` source, merge on the primary keys, into a fresh database of the same server."""
+    import tempfile
+
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    import dlt
+    import psycopg
+    import sqlalchemy as sa
+    from dlt.sources.sql_database import sql_database
+    from sqlalchemy.engine import make_url
+
+    from bench.bench_fub import dlt_url
+    from sync_pipelines.defs.erp import source as erp_source
+    from sync_pipelines.defs.erp.entities import PRIMARY_KEYS, SOURCE_SCHEMA, SOURCES
+    from sync_pipelines.lib import db
+    from sync_pipelines.sandbox import erp
+
+    tables = list(SOURCES)
+    backend_kwargs = {"conn": dlt_url(make_url(source))} if DLT_BACKEND == "connectorx" else None
+    with tempfile.TemporaryDirectory(prefix="bench_erp_dlt_") as workdir:
+        started = time.perf_counter()
+        engine = sa.create_engine(source)
+        data = sql_database(engine, schema=SOURCE_SCHEMA, table_names=tables, backend=DLT_BACKEND,  # type: ignore[arg-type]
+                            chunk_size=CHUNK, backend_kwargs=backend_kwargs)  # fmt: skip
+        for table in tables:
+            data.resources[table].apply_hints(write_disposition="merge", primary_key=list(PRIMARY_KEYS[table]))
+        pipeline = dlt.pipeline(
+            pipeline_name="bench_erp",
+            pipelines_dir=workdir,
+            destination=dlt.destinations.postgres(credentials=dlt_url(make_url(warehouse))),
+            dataset_name="erp",
+        )
+        info = pipeline.run(data, loader_file_format=DLT_FORMAT)  # type: ignore[arg-type]
+        info.raise_on_failed_jobs()
+        seconds = time.perf_counter() - started
+        trace = pipeline.last_trace
+        steps = {step.step: round((step.finished_at - step.started_at).total_seconds(), 1) for step in trace.steps}
+        engine.dispose()
+    source_state = {t: (n, erp.checksum(source, t)) for t, n in erp.row_counts(source).items()}
+    with psycopg.connect(db.libpq_uri(make_url(warehouse)), autocommit=True) as conn:
+        landed = {}
+        for t in tables:
+            count = conn.execute(f"SELECT count(*) FROM erp.{t}").fetchone()[0]  # type: ignore[index]
+            landed[t] = (int(count), erp_source.checksum(conn, f"erp.{t}"))
+    out.put({"seconds": seconds, "rows": sum(n for n, _ in landed.values()), "rss_mb": _peak_rss_mb(), "errors": {},
+             "steps": steps, "equal": landed == source_state})  # fmt: skip
+
+
 def _measure(target: Any, warehouse: str, source: str) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
@@ -240,9 +444,10 @@ def main() -> None:
         for round_no in range(1, ROUNDS + 1):
             for name in ONLY:
                 warehouse_url = _fresh_database(f"bench_erp_{name}")
-                if name in ("ours", "ours1", "floor"):
+                if name in ("ours", "ours1", "ours-seq", "floor"):
                     migrations.upgrade(warehouse_url)
-                target = {"ours": _ours, "ours1": _ours1, "floor": _floor, "ceiling": _ceiling}[name]
+                target = {"ours": _ours, "ours1": _ours1, "floor": _floor, "ceiling": _ceiling, "dlt": _dlt,
+                          "ours-seq": _ours_seq}[name]  # fmt: skip
                 r = _measure(target, db.render_secret_url(warehouse_url), db.render_secret_url(source_url))
                 runs[name].append(r)
                 print(
@@ -257,6 +462,12 @@ def main() -> None:
                         f"core equal to source (counts and checksums): {r['equal']}",
                         flush=True,
                     )
+                if "steps" in r:
+                    print(
+                        f"         dlt {DLT_BACKEND} backend, {DLT_FORMAT} files, steps {r['steps']}, "
+                        f"every table equal to source (counts and checksums): {r['equal']}",
+                        flush=True,
+                    )
                 if not KEEP:
                     _drop(f"bench_erp_{name}")
         rate = {name: statistics.median(r["rows"] / r["seconds"] for r in rs) for name, rs in runs.items() if rs}
@@ -268,6 +479,10 @@ def main() -> None:
             )
         if "ours" in rate and "ceiling" in rate:
             print(f"ours / ceiling = {rate['ours'] / rate['ceiling']:.2f}")
+        if "ours" in rate and "dlt" in rate:
+            print(f"ours / dlt = {rate['ours'] / rate['dlt']:.2f} (target > 1)")
+        if "ours" in rate and "ours-seq" in rate:
+            print(f"ours (tables overlapped) / ours-seq (one after another) = {rate['ours'] / rate['ours-seq']:.2f}")
         if "ours" in rate and "ours1" in rate:
             print(f"ours (two lanes) / ours1 (one lane) = {rate['ours'] / rate['ours1']:.2f}")
         if "ours" in rate and "floor" in rate:

@@ -206,13 +206,16 @@ def load_batch(
     records_synced: int | None = None,
     stager: Stager | None = None,
     before_apply: Callable[[], None] | None = None,
+    before_validate: Callable[[], None] | None = None,
 ) -> tuple[uuid.UUID, BatchCounts]:
     """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit. `calls`
     are the source calls behind the batch, for its metrics (the calls themselves go to bridge.sync_logs
     through the client's CallLog, outside this transaction).
     With `stager`, it fills staging for the batch and `records` is not read. `before_apply` is called once
     the batch is staged, normalised and validated, before it touches core (see sync.run_pages: it waits
-    there for the previous batch to commit); an exception from it rolls the batch back."""
+    there for the previous batch to commit); an exception from it rolls the batch back. `before_validate` is
+    called once the batch is staged and normalised, before it writes its first row that another batch could
+    also write (its DLQ rows)."""
     started = time.monotonic()
     batch_id = new_id()
     with conn.transaction():
@@ -225,7 +228,7 @@ def load_batch(
             (batch_id, spec.integration, ctx.account_id, spec.entity, spec.integration, ctx.sync_type,
              ctx.period_key, ctx.dagster_run_id, None),
         )  # fmt: skip
-        counts = _load_rows(conn, spec, ctx, batch_id, records, stager, before_apply)
+        counts = _load_rows(conn, spec, ctx, batch_id, records, stager, before_apply, before_validate)
         conn.execute(
             """
             UPDATE bridge.sync_batches
@@ -336,10 +339,13 @@ def _load_rows(
     records: Iterable[dict],
     stager: Stager | None = None,
     before_apply: Callable[[], None] | None = None,
+    before_validate: Callable[[], None] | None = None,
 ) -> BatchCounts:
     staged = stager(conn, batch_id) if stager else _copy_to_staging(conn, spec, ctx, batch_id, records)
     counts = BatchCounts(fetched=staged.rows)
     if counts.fetched == 0:
+        if before_validate is not None:
+            before_validate()
         if before_apply is not None:
             before_apply()
         return counts
@@ -376,6 +382,8 @@ def _load_rows(
         ),
         (_mappings_fingerprint(mappings), batch_id),
     )
+    if before_validate is not None:
+        before_validate()
     # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons. A record that
     # already has an open DLQ row refreshes it (one open row per record), so repeat failures do not pile up.
     row = conn.execute(

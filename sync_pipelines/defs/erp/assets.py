@@ -82,7 +82,8 @@ def _specs(entity: str) -> list[dg.AssetSpec]:
 
 
 # One step moves every selected table, parents first: a table with nothing to move tonight must not keep
-# its children from moving (a skipped upstream output would skip a downstream step).
+# its children from moving (a skipped upstream output would skip a downstream step). The engine overlaps a table
+# with the next one (background.run_entities) and hands the results back in load order.
 @dg.multi_asset(
     name="erp_background",
     specs=[s for entity in LOAD_ORDER for s in _specs(entity)],
@@ -95,14 +96,13 @@ def erp_background_assets(context: dg.AssetExecutionContext, config: ErpTickConf
     selected = context.selected_asset_keys
     clock = config.clock()
     failures: dict[str, str] = {}
-    for entity in LOAD_ORDER:
+    chosen = [entity for entity in LOAD_ORDER if any(key in selected for key in keys(entity))]
+    for result in background.run_entities(
+        warehouse.engine(), erp.url(), chosen, clock=clock, dagster_run_id=context.run_id,
+        on_chunk=lambda e, n: context.log.info("erp %s: moved %d rows", e, n),
+    ):  # fmt: skip
+        entity = result.entity
         staged_key, core_key = keys(entity)
-        if staged_key not in selected and core_key not in selected:
-            continue
-        result = background.run_entity(
-            warehouse.engine(), erp.url(), entity, clock=clock, dagster_run_id=context.run_id,
-            on_chunk=lambda e, n: context.log.info("erp %s: moved %d rows", e, n),
-        )  # fmt: skip
         metadata = result.metadata()
         context.log.info("erp %s: %s (%s)", entity, result.outcome, result.reason)
         if result.rows_moved or result.delta_rows:

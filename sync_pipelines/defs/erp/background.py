@@ -16,6 +16,11 @@ One `bridge.background_sync_schedule` row per table drives it:
   `before_apply`, as the kit's run_pages does). Each chunk stays one transaction with its checkpoint and
   they commit in order, so the checkpoint is never ahead of a commit, and a chunk that fails rolls the one
   behind it back too.
+- A tick works on two tables at once (`TABLES_AT_ONCE`): the next table in load order starts reading once
+  this one has read all it will read tonight (its last chunk is in staging), and its chunks write nothing
+  another table could write (DLQ rows, core) until this table is done. So the next table's relay and
+  normalising overlap this table's last upsert, core still sees the tables' commits in load order (parents
+  before their children), and each table keeps its own lock, transactions and checkpoint.
 - When the pass has read everything up to its ceiling, the table switches to the delta path
   (`rowversion > erp_sync_state.last_sync_rowversion`): rows changed during the multi-day pass moved
   above the ceiling, and the delta catches every one of them up.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import threading
 import uuid
 from collections import deque
@@ -60,6 +66,7 @@ DEFAULT_CHUNK = 50_000
 TICK_INTERVAL = timedelta(minutes=15)
 _LOCK_CLASS = 7_000_003  # advisory lock namespace: one running tick per table
 LANES = 2  # warehouse connections a pass overlaps its chunks on
+TABLES_AT_ONCE = 2  # tables a tick works on at once (see the module docstring); 1: one after another
 LANE_APPLICATION_NAME = "sync_pipelines_erp_lane"
 
 
@@ -470,13 +477,109 @@ def tick(
 ) -> list[TickResult]:
     """One scheduled tick: every table's schedule, parents first. Never raises for a table's failure:
     the schedule is marked in error with the reason and the result says so."""
+    return list(run_entities(engine, erp_url, entities, clock=clock, dagster_run_id=dagster_run_id,
+                             on_chunk=on_chunk))  # fmt: skip
+
+
+class _TickStopped(BaseException):
+    """A table's run stops because the tick stopped (an earlier table or the caller raised): its chunk in
+    flight rolls back, its committed chunks and checkpoint stay. Not an Exception: it must not reach the
+    schedule as the table's error."""
+
+
+@dataclass
+class _Turn:
+    """One table's run inside a tick that overlaps tables."""
+
+    entity: str
+    finished: threading.Event = field(default_factory=threading.Event)  # run_entity returned or raised
+    raised: bool = False
+    read_done: bool = False  # as the driver knows it
+    done: bool = False  # as the driver knows it
+    future: Future[TickResult] | None = None
+
+
+def run_entities(
+    engine: sa.Engine,
+    erp_url: URL | str,
+    entities: Iterable[str] | None = None,
+    *,
+    clock: Clock | None = None,
+    dagster_run_id: str | None = None,
+    on_chunk: OnChunk | None = None,
+) -> Iterator[TickResult]:
+    """`run_entity` for each table with a schedule, in load order, yielding each result in that order as it is
+    ready. Up to `TABLES_AT_ONCE` tables at once: table i+1 starts once table i has read from the source all it
+    will read this tick, and its chunks wait for table i to finish before they touch core. `on_chunk` is called
+    on the caller's thread; if it raises (or the caller stops iterating), every table stops after the chunk it
+    has in hand: committed chunks and checkpoints stay, the rest rolls back, and the exception propagates."""
     clock = clock or SystemClock()
     present = {row["entity_name"] for row in _rows(engine, entities)}
-    return [
-        run_entity(engine, erp_url, entity, clock=clock, dagster_run_id=dagster_run_id, on_chunk=on_chunk)
-        for entity in _entities(entities)
-        if entity in present
-    ]
+    chosen = [entity for entity in _entities(entities) if entity in present]
+    if TABLES_AT_ONCE < 2 or len(chosen) < 2:
+        for entity in chosen:
+            yield run_entity(engine, erp_url, entity, clock=clock, dagster_run_id=dagster_run_id, on_chunk=on_chunk)
+        return
+    events: queue.SimpleQueue[tuple[str, _Turn, int]] = queue.SimpleQueue()
+    stop = threading.Event()
+    turns: list[_Turn] = []
+
+    def run(turn: _Turn, before: _Turn | None) -> TickResult:
+        def gate() -> None:
+            if before is not None:
+                before.finished.wait()
+            if stop.is_set() or (before is not None and before.raised):
+                raise _TickStopped
+
+        def chunk_moved(entity: str, rows: int) -> None:
+            events.put(("chunk", turn, rows))
+            if stop.is_set():
+                raise _TickStopped
+
+        try:
+            return run_entity(engine, erp_url, turn.entity, clock=clock, dagster_run_id=dagster_run_id,
+                              on_chunk=chunk_moved, gate=gate,
+                              read_done=lambda: events.put(("read", turn, 0)))  # fmt: skip
+        except BaseException:
+            turn.raised = True
+            raise
+        finally:
+            turn.finished.set()
+            events.put(("done", turn, 0))
+
+    with ThreadPoolExecutor(max_workers=TABLES_AT_ONCE, thread_name_prefix="erp-table") as pool:
+        try:
+            yielded = 0
+            while yielded < len(chosen):
+                # Start the next table once the last one started reads no more, while a worker is free.
+                while (
+                    len(turns) < len(chosen)
+                    and not stop.is_set()
+                    and (not turns or turns[-1].read_done or turns[-1].done)
+                    and sum(1 for t in turns if not t.done) < TABLES_AT_ONCE
+                ):
+                    turn = _Turn(chosen[len(turns)])
+                    turn.future = pool.submit(run, turn, turns[-1] if turns else None)
+                    turns.append(turn)
+                while yielded < len(turns) and turns[yielded].done:
+                    future = turns[yielded].future
+                    assert future is not None
+                    yielded += 1
+                    yield future.result()
+                if yielded == len(chosen):
+                    break
+                kind, turn, rows = events.get()
+                if kind == "chunk" and on_chunk is not None:
+                    on_chunk(turn.entity, rows)
+                elif kind == "read":
+                    turn.read_done = True
+                elif kind == "done":
+                    turn.done = True
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            wait([t.future for t in turns if t.future is not None])
 
 
 def _read(conn: psycopg.Connection, entity: str) -> dict[str, Any] | None:
@@ -504,7 +607,12 @@ def run_entity(
     clock: Clock,
     dagster_run_id: str | None = None,
     on_chunk: OnChunk | None = None,
+    gate: Callable[[], None] | None = None,
+    read_done: Callable[[], None] | None = None,
 ) -> TickResult:
+    """One table's share of a tick. `gate` is called before each chunk first touches core (run_entities: the
+    table before this one has finished); `read_done` once the table will read nothing more from the source
+    for the pass this tick."""
     with db.raw_connection(engine.url, autocommit=True) as conn:
         _watch_client(conn)
         locked = conn.execute(
@@ -531,7 +639,8 @@ def run_entity(
                     with conn.transaction():
                         _update(conn, entity, status="completed" if row["completed_at"] else "active",
                                 error_message=None)  # fmt: skip
-                _run(engine.url, conn, erp, entity, window, clock, dagster_run_id, on_chunk, result_obj)
+                _run(engine.url, conn, erp, entity, window, clock, dagster_run_id, on_chunk, result_obj, gate,
+                     read_done)  # fmt: skip
         except Exception as exc:  # the reason goes to the schedule; the next tick retries
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.warning("erp background %s: %s", entity, reason)
@@ -592,10 +701,12 @@ def _move_chunk(
     *,
     on_staged: Callable[[], None] | None = None,
     before_apply: Callable[[], None] | None = None,
+    before_validate: Callable[[], None] | None = None,
 ) -> tuple[int, Any, BatchCounts]:
     """Load one keyset chunk; the caller's open transaction commits it with the checkpoint. `on_staged` is
     called once the chunk is in staging (its rows and last rowversion known, the source connection free);
-    `before_apply` once it is normalised and validated, before it touches core."""
+    `before_validate` once it is normalised, before it writes rows another table's batch could also write
+    (DLQ rows); `before_apply` once it is validated, before it touches core."""
     if not source.has_rows(chunk.conn, chunk.entity, chunk.after, chunk.until):
         return 0, None, BatchCounts()
     spec = SPECS[chunk.entity]
@@ -607,7 +718,8 @@ def _move_chunk(
             on_staged()
         return staged
 
-    batch_id, counts = load_batch(conn, spec, ctx, (), stager=relay, before_apply=before_apply)
+    batch_id, counts = load_batch(conn, spec, ctx, (), stager=relay, before_apply=before_apply,
+                                  before_validate=before_validate)  # fmt: skip
     conn.execute(
         "UPDATE bridge.sync_batches SET cursor_before = %s, cursor_after = %s WHERE id = %s",
         (str(chunk.after), str(chunk.last_rowversion), batch_id),
@@ -625,16 +737,19 @@ def _run(
     dagster_run_id: str | None,
     on_chunk: OnChunk | None,
     result: TickResult,
+    gate: Callable[[], None] | None = None,
+    read_done: Callable[[], None] | None = None,
 ) -> None:
     ctx = _context(conn, dagster_run_id)
     row = _read(conn, entity)
     assert row is not None
     if row["status"] == "active":
         with _lanes(url) as lanes:
-            finished = _run_pass(conn, lanes, erp, entity, row, window, clock, ctx, on_chunk, result)
+            finished = _run_pass(conn, lanes, erp, entity, row, window, clock, ctx, on_chunk, result, gate,
+                                 read_done)  # fmt: skip
         if not finished:
             return
-    _run_delta(conn, erp, entity, row, window, clock, ctx, on_chunk, result)
+    _run_delta(conn, erp, entity, row, window, clock, ctx, on_chunk, result, gate)
 
 
 @dataclass
@@ -652,6 +767,7 @@ def _pass_chunk(
     now: datetime,
     staged: threading.Event,
     previous: Future[tuple[int, Any, BatchCounts]] | None,
+    gate: Callable[[], None] | None = None,
 ) -> tuple[int, Any, BatchCounts]:
     """One chunk of the pass on its lane, in one transaction with the checkpoint after it."""
 
@@ -663,7 +779,10 @@ def _pass_chunk(
 
     try:
         with lane.transaction():
-            moved, batch_id, counts = _move_chunk(lane, chunk, ctx, on_staged=staged.set, before_apply=after_previous)
+            # Every chunk waits at the gate (the table before this one in the tick has finished) before it
+            # writes a DLQ row: a parent table releasing its children can write the child table's DLQ rows.
+            moved, batch_id, counts = _move_chunk(lane, chunk, ctx, on_staged=staged.set, before_apply=after_previous,
+                                                  before_validate=gate)  # fmt: skip
             if moved:
                 checkpoint = Checkpoint(int(chunk.last_rowversion or chunk.after), until)
                 lane.execute(
@@ -688,6 +807,8 @@ def _run_pass(
     ctx: LoadContext,
     on_chunk: OnChunk | None,
     result: TickResult,
+    gate: Callable[[], None] | None = None,
+    read_done: Callable[[], None] | None = None,
 ) -> bool:
     """Move chunks of the pass; True once the pass has read everything up to its ceiling.
 
@@ -739,7 +860,7 @@ def _run_pass(
                 staged = threading.Event()
                 previous = in_flight[-1].future if in_flight else None
                 future = pool.submit(_pass_chunk, lanes[submitted % len(lanes)], chunk, ctx, checkpoint.until,
-                                     now, staged, previous)  # fmt: skip
+                                     now, staged, previous, gate)  # fmt: skip
                 submitted += 1
                 in_flight.append(_InFlight(chunk, future, staged))
                 # The next chunk's keyset needs this one's last rowversion, known once it is in staging.
@@ -754,6 +875,8 @@ def _run_pass(
                     finished = True
                     break
                 after = int(chunk.last_rowversion or after)
+            if read_done is not None:
+                read_done()  # every chunk of tonight's share is in staging: the next table may start reading
             while in_flight:
                 collect()
         finally:
@@ -793,6 +916,7 @@ def _run_delta(
     ctx: LoadContext,
     on_chunk: OnChunk | None,
     result: TickResult,
+    gate: Callable[[], None] | None = None,
 ) -> None:
     """Everything above the last rowversion seen, in chunks, until caught up or the window closes."""
     state = conn.execute(
@@ -812,7 +936,7 @@ def _run_delta(
             return
         chunk = source.Chunk(erp, entity, after, None, chunk_size)
         with conn.transaction():
-            moved, batch_id, counts = _move_chunk(conn, chunk, ctx)
+            moved, batch_id, counts = _move_chunk(conn, chunk, ctx, before_validate=gate)
             result.counts.add(counts)
             if batch_id is not None:
                 result.batch_ids.append(str(batch_id))

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time as walltime
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -277,7 +278,7 @@ from sync_pipelines.defs.erp import background
 from sync_pipelines.lib import db
 engine = db.get_engine(sys.argv[1])
 clock = background.SimulatedClock(datetime.fromisoformat(sys.argv[3]))
-print(background.tick(engine, sys.argv[2], [sys.argv[4]], clock=clock), flush=True)
+print(background.tick(engine, sys.argv[2], sys.argv[4].split(","), clock=clock), flush=True)
 """
 
 
@@ -436,6 +437,103 @@ def test_sigkill_with_both_lanes_in_flight_then_a_rerun_ends_with_core_equal_to_
         {"e": entity},
     )
     assert fetched == erp.row_counts(erp_url)[entity]  # every row moved exactly once
+
+
+def test_sigkill_with_two_tables_in_flight_then_a_rerun_ends_with_core_equal_to_source(
+    database_url: URL, erp_url: URL
+) -> None:
+    """A tick overlaps a table with the next one in load order: the child table is relayed and normalised while
+    its parent upserts, and touches nothing shared (DLQ, core) before the parent has finished."""
+    erp.generate(erp_url, seed=SEED, scale=2000)
+    engine = db.get_engine(database_url)
+    parent, child = "customer_order", "customer_order_line"
+    counts = erp.row_counts(erp_url)
+    clock = SimulatedClock(NOON)
+    # The parent's whole night is one chunk, so the child table starts as soon as that chunk is in staging.
+    background.create(engine, erp_url, [parent, child], timezone=TZ, days=1, chunk_size=counts[parent], clock=clock)
+    clock.set(_night_start(0))
+    done_sql = "SELECT rows_done FROM bridge.background_sync_schedule WHERE entity_name = :e"
+    lock_conn = psycopg.connect(db.libpq_uri(database_url))
+    try:
+        # The parent's chunk waits at its upsert; the child's chunks, one per lane, wait for the parent to finish.
+        lock_conn.execute(f"LOCK TABLE core.{SPECS[parent].core.name} IN SHARE MODE")
+        child_process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, db.render_secret_url(database_url), db.render_secret_url(erp_url),
+             clock.now().isoformat(), f"{parent},{child}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+        )  # fmt: skip
+        deadline = walltime.monotonic() + 60
+        while _lanes_in_flight(database_url) != (1, 2):
+            assert child_process.poll() is None, child_process.communicate()
+            assert walltime.monotonic() < deadline
+            walltime.sleep(0.01)
+        # And they stay so: the child's chunks wait for the parent, they do not just pass between statements.
+        walltime.sleep(1.0)
+        assert _lanes_in_flight(database_url) == (1, 2)
+        assert scalar(database_url, done_sql, {"e": child}) == 0
+        child_process.send_signal(signal.SIGKILL)
+        child_process.wait(30)
+    finally:
+        lock_conn.rollback()
+        lock_conn.close()
+    for entity in (parent, child):
+        assert scalar(database_url, done_sql, {"e": entity}) == 0
+        assert scalar(database_url, f"SELECT count(*) FROM core.{SPECS[entity].core.name}") == 0
+    assert scalar(database_url, "SELECT count(*) FROM bridge.failed_records") == 0
+
+    while scalar(database_url, "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                 "WHERE l.locktype = 'advisory' AND d.datname = current_database()"):  # fmt: skip
+        assert walltime.monotonic() < deadline + 30
+        walltime.sleep(0.05)
+    results = background.tick(engine, erp_url, [parent, child], clock=clock)
+    assert [(r.entity, r.outcome) for r in results] == [(parent, "moved"), (child, "moved")]
+    assert all(r.reason.startswith("the pass is complete") for r in results), [r.reason for r in results]
+    state, source = core_state(database_url), source_state(erp_url)
+    assert {e: state[e] for e in (parent, child)} == {e: source[e] for e in (parent, child)}
+    # Every line found its order: none was held as an orphan, so none waited for a parent that was on its way.
+    assert scalar(database_url, "SELECT count(*) FROM bridge.pending_children") == 0
+    for entity in (parent, child):
+        fetched = scalar(
+            database_url,
+            "SELECT sum(rows_fetched) FROM bridge.sync_batches WHERE entity_name = :e AND cursor_after IS NOT NULL",
+            {"e": entity},
+        )
+        assert fetched == counts[entity]  # every row moved exactly once
+
+
+def test_an_interrupt_from_on_chunk_stops_every_table_of_the_tick_at_a_commit_and_the_next_tick_goes_on(
+    database_url: URL, erp_url: URL
+) -> None:
+    """on_chunk runs on the caller's thread even while two tables are in flight; what it raises stops the tick:
+    each table keeps the chunks it committed, with its checkpoint, and nothing else."""
+    erp.generate(erp_url, seed=SEED, scale=2000)
+    engine = db.get_engine(database_url)
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, timezone=TZ, days=1, chunk_size=60, clock=clock)
+    clock.set(_night_start(0))
+    caller = threading.get_ident()
+    seen: list[tuple[str, int]] = []
+
+    def on_chunk(entity: str, rows: int) -> None:
+        assert threading.get_ident() == caller
+        seen.append((entity, rows))
+        if entity == "customer_order" and len(seen) > 2:
+            raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt, match="stop"):
+        background.tick(engine, erp_url, clock=clock, on_chunk=on_chunk)
+    done = {p.entity: p.rows_done for p in background.status(engine, clock=clock)}
+    for entity in LOAD_ORDER:
+        core_rows = scalar(database_url, f"SELECT count(*) FROM core.{SPECS[entity].core.name}")
+        assert core_rows == done[entity], entity  # the checkpoint is where the committed rows end
+    assert done["customer_order"] > 0 and done["customer_order"] % 60 == 0
+    assert done["inventory_transaction_hist"] == 0  # never started
+    assert scalar(database_url, "SELECT count(*) FROM bridge.sync_batches WHERE status <> 'completed'") == 0
+    assert not any(p.status == "error" for p in background.status(engine, clock=clock))
+
+    clock.advance(background.TICK_INTERVAL)
+    assert all(r.outcome == "moved" for r in background.tick(engine, erp_url, clock=clock))
+    assert core_state(database_url) == source_state(erp_url)
 
 
 def test_a_failed_chunk_rolls_back_the_chunk_relayed_behind_it_and_the_checkpoint_stays_before_it(
