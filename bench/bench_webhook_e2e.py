@@ -366,7 +366,10 @@ def main() -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("BENCH_WEBHOOK_E2E_KEEP_LOGS"):
+            print(f"logs  : kept in {home / 'logs'}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _measure(knobs: dict[str, float], url: URL, home: Path, ports: Ports) -> None:

@@ -42,8 +42,8 @@ READY = "ready"
 STARTED = "started"
 FAILED = "failed"
 # A worker still warming up is waited for (a cold start would do the same work from the beginning, beside it on the
-# same cores), but not forever: past this the run launches the usual way.
-READY_WAIT_SECONDS = 30.0
+# same cores), but not for longer than a cold start takes on a loaded machine: the run queue waits meanwhile.
+READY_WAIT_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 60.0
 
 
@@ -173,15 +173,25 @@ class WarmWorkers:
             worker = self._idle.pop(repository_origin_json, None)
         if worker is None:
             return None
-        if not worker.alive() or code_fingerprint(module_name) != worker.fingerprint:
+        if not worker.alive():
+            log.warning("warm run worker %d exited before its run (code %s)", worker.pid, worker.process.returncode)
+            worker.close()
+            return None
+        if code_fingerprint(module_name) != worker.fingerprint:
+            log.info("warm run worker %d loaded code that has changed since: not used", worker.pid)
             worker.close()
             return None
         if not worker.ready:
             assert worker.process.stdout is not None
+            waited = time.monotonic()
             readable, _, _ = select.select([worker.process.stdout], [], [], READY_WAIT_SECONDS)
             if not readable or _read_line(worker.process.stdout) != READY:
+                log.warning("warm run worker %d not ready %.0f s after it started: not used", worker.pid,
+                            time.monotonic() - worker.started_at)  # fmt: skip
                 worker.close()
                 return None
+            if time.monotonic() - waited > 1.0:
+                log.info("waited %.1f s for warm run worker %d", time.monotonic() - waited, worker.pid)
             worker.ready = True
         return worker
 
