@@ -60,15 +60,16 @@ def _package_root(module_name: str) -> str | None:
 
 
 def code_fingerprint(module_name: str) -> tuple[int, int, int] | None:
-    """(files, newest mtime in ns, total size) of the Python sources of the module's top-level package: changes
-    with any edit, addition or removal. None when the sources cannot be found (the warm path is then not used)."""
+    """(files, sum of their mtimes in ns, total size) of the Python sources of the module's top-level package:
+    changes with any edit, addition or removal, whichever file it touches. None when the sources cannot be found
+    (the warm path is then not used)."""
     root = _package_root(module_name)
     if root is None:
         return None
     if os.path.isfile(root):
         st = os.stat(root)
         return (1, st.st_mtime_ns, st.st_size)
-    files = newest = size = 0
+    files = mtimes = size = 0
     stack = [root]
     while stack:
         with os.scandir(stack.pop()) as entries:
@@ -79,9 +80,9 @@ def code_fingerprint(module_name: str) -> tuple[int, int, int] | None:
                 elif entry.name.endswith(".py"):
                     st = entry.stat()
                     files += 1
-                    newest = max(newest, st.st_mtime_ns)
+                    mtimes += st.st_mtime_ns
                     size += st.st_size
-    return (files, newest, size)
+    return (files, mtimes, size)
 
 
 @dataclass
