@@ -9,7 +9,8 @@ serve`), and `dagster-webserver` + `dagster-daemon run` on the project's workspa
 BENCH_WEBHOOK_E2E_PEOPLE people (default 2,000) are backfilled into core, and a `peopleUpdated` webhook is
 registered at the sandbox pointing at the receiver. The FUB delta schedule is moved out of the way
 (BENCH_WEBHOOK_E2E_DELTA_CRON, default never), so every change measured reaches core through the webhook path;
-the other schedules and sensors run as configured.
+so are the other sources' deltas and re-walks (they have no account here, but six runs starting on the same minute
+would measure the machine, not the path); the platform and ERP schedules and every sensor run as configured.
 
 One event: this process asks the sandbox's admin API (`POST /_sandbox/fub/mutate`) to change one person (stage,
 price, tags; `updated` moves to the step's time `at`), and the sandbox sends the signed `peopleUpdated` webhook
@@ -344,7 +345,19 @@ _ENVIRONMENT = ("SYNC_DATABASE_URL", "SYNC_DAGSTER_DATABASE", "DAGSTER_HOME", "S
 
 def main() -> None:
     knobs = _knobs()
-    saved = {key: os.environ.get(key) for key in _ENVIRONMENT}
+    from sync_pipelines import registry
+
+    # Every other scheduled run moved out of the way too: six sources' deltas starting on the same minute saturate
+    # two cores for half a minute (measured: webhook batches waited up to 12 s in the queue at each :x0/:x5).
+    schedules = [
+        name
+        for integration in registry.INTEGRATIONS.values()
+        for name in (integration.delta_cron_env, integration.rewalk_cron_env)
+        if name and name != "SYNC_FUB_DELTA_CRON"
+    ]
+    saved = {key: os.environ.get(key) for key in (*_ENVIRONMENT, *schedules)}
+    for name in schedules:
+        os.environ[name] = NEVER
     home = Path(tempfile.mkdtemp(prefix="bench_webhook_e2e_"))
     try:
         url = _fresh_databases()
