@@ -405,7 +405,7 @@ class _StageProfiler:
         self._inside = 0.0  # statement time measured inside load_batch (loader thread)
 
     def _add(self, stage: str, seconds: float) -> None:
-        if self._batch_depth and not stage.startswith("fetch thread"):
+        if self._batch_depth and " thread: " not in stage:
             self._inside += seconds
         self.wall[stage] += seconds
         self.calls[stage] += 1
@@ -417,12 +417,13 @@ class _StageProfiler:
         from sync_pipelines.defs.fub.client import FubClient
         from sync_pipelines.lib import load
         from sync_pipelines.lib import sync as lib_sync
+        from sync_pipelines.lib.call_log import CallLog
 
         profiler = self
         saved = {
             "execute": psycopg.Connection.execute,
             "copy": load._copy_to_staging,
-            "call_log": load._write_call_log,
+            "call_log": CallLog._write,
             "load_batch": lib_sync.load_batch,
             "prefetch": lib_sync._prefetch,
             "get_json": FubClient.get_json,
@@ -475,7 +476,7 @@ class _StageProfiler:
 
         psycopg.Connection.execute = execute  # type: ignore[method-assign]
         load._copy_to_staging = timed("COPY to staging (incl. orjson)", saved["copy"])
-        load._write_call_log = timed("call log COPY (sync_logs)", saved["call_log"])
+        CallLog._write = timed("call-log thread: COPY sync_logs", saved["call_log"])  # type: ignore[method-assign]
         lib_sync.load_batch = load_batch
         lib_sync._prefetch = prefetch
         FubClient.get_json = timed("fetch thread: HTTP GET + parse", saved["get_json"])  # type: ignore[method-assign]
@@ -484,7 +485,7 @@ class _StageProfiler:
         finally:
             psycopg.Connection.execute = saved["execute"]  # type: ignore[method-assign]
             load._copy_to_staging = saved["copy"]
-            load._write_call_log = saved["call_log"]
+            CallLog._write = saved["call_log"]  # type: ignore[method-assign]
             lib_sync.load_batch = saved["load_batch"]
             lib_sync._prefetch = saved["prefetch"]
             FubClient.get_json = saved["get_json"]  # type: ignore[method-assign]
@@ -888,6 +889,7 @@ def report_profile(m: Measurement) -> None:
         calls["upsert core (INSERT … ON CONFLICT)"] = calls["audit rows (old-row join + INSERT bridge.audit_log)"] = n
     total = m.seconds - stages.get("sample_seconds", 0.0)
     fetch_thread = wall.pop("fetch thread: HTTP GET + parse", 0.0)
+    call_log_thread = wall.pop("call-log thread: COPY sync_logs", 0.0)
     print(f"\nstage profile of {m.kind} at {m.size:,} records: wall time on the loader thread, total {total:.1f} s "
           f"(excluding {stages.get('sample_seconds', 0.0):.1f} s on the sampled audit-split statements)")  # fmt: skip
     print("\n| stage | seconds | share | calls |\n|---|---:|---:|---:|")
@@ -897,7 +899,8 @@ def report_profile(m: Measurement) -> None:
     print(f"| rest (job rows, mapping seed, DLQ retry, Python) | {total - accounted:.1f} | "
           f"{(total - accounted) / total:.0%} | |")  # fmt: skip
     print(f"\nfetch thread (overlapped with the loader): HTTP GET + parse {fetch_thread:.1f} s "
-          f"over {calls.get('fetch thread: HTTP GET + parse', 0):,} pages")  # fmt: skip
+          f"over {calls.get('fetch thread: HTTP GET + parse', 0):,} pages; call-log thread: COPY sync_logs "
+          f"{call_log_thread:.1f} s in {calls.get('call-log thread: COPY sync_logs', 0):,} blocks")  # fmt: skip
     if "split_ms" in stages:
         full, no_audit = stages["split_ms"]
         print(f"upsert statement on sampled batches (median, in a rolled-back savepoint): {full:.0f} ms as is, "
