@@ -19,7 +19,8 @@ its CPU time and peak RSS (`ru_maxrss` of the child itself and of anything it sp
 CPU of every Postgres process meanwhile, and counts the records that landed.
 
 Knobs (environment):
-- BENCH_FUB_SIZES="100000,1000000"; BENCH_FUB_REPEAT=1 (median of n; the contestants take turns);
+- BENCH_FUB_SIZES="100000,1000000"; BENCH_FUB_REPEAT=1 (median of n; the contestants take turns; "3,1" gives each
+  size in BENCH_FUB_SIZES its own number of rounds);
 - BENCH_FUB_ONLY="ours,ceiling,dlt" (add ours+analyze for the what-if, ours-nolog for the cost of the call log:
   ours with no bridge.sync_logs rows written);
 - BENCH_FUB_BASE="uuid,audit,env": what the contestants ours-base and ceiling-base undo of issue 15's load-path
@@ -57,7 +58,8 @@ from pathlib import Path
 from typing import Any
 
 SIZES = [int(s) for s in os.environ.get("BENCH_FUB_SIZES", "100000,1000000").split(",") if s.strip()]
-REPEAT = int(os.environ.get("BENCH_FUB_REPEAT", "1"))
+_REPEATS = [int(r) for r in os.environ.get("BENCH_FUB_REPEAT", "1").split(",") if r.strip()]
+REPEAT = dict(zip(SIZES, _REPEATS + _REPEATS[-1:] * len(SIZES), strict=False))  # rounds per size
 ONLY = [s.strip() for s in os.environ.get("BENCH_FUB_ONLY", "ours,ceiling,dlt").split(",") if s.strip()]
 BASE = {s.strip() for s in os.environ.get("BENCH_FUB_BASE", "uuid,audit,env").split(",") if s.strip()}
 OURS_MAX_SECONDS = float(os.environ.get("BENCH_FUB_OURS_MAX_SECONDS", "1800"))
@@ -984,7 +986,10 @@ def main() -> None:
     print(f"date: {started:%Y-%m-%d %H:%M} UTC")
     print(f"machine: {_machine()}")
     print(_postgres())
-    print(f"sizes: {', '.join(f'{s:,}' for s in SIZES)}; contestants: {', '.join(ONLY)}; repeat: {REPEAT}")
+    print(
+        f"sizes: {', '.join(f'{s:,}' for s in SIZES)}; contestants: {', '.join(ONLY)}; "
+        f"rounds: {', '.join(f'{REPEAT[s]} at {s:,}' for s in SIZES)}"
+    )
     print("sandbox: its own process pinned to core 0, rate limit off; each contestant in a spawned child, unpinned")
     if "ours+analyze" in ONLY:
         print("ours+analyze: ours with `ANALYZE core.fub_people, staging.fub_people` run (by the bench) just before "
@@ -1007,7 +1012,7 @@ def main() -> None:
     try:
         # With BENCH_FUB_REPEAT > 1 the contestants take turns (ours, ceiling, dlt, ours, ...), so a drift in
         # the machine's speed during the run weighs on each of them alike; each reports its median run.
-        for size, turn in ((size, turn) for size in sorted(SIZES) for turn in range(REPEAT)):
+        for size, turn in ((s, turn) for s in sorted(SIZES) for turn in range(REPEAT[s])):
             sandbox = sandbox_for(size)
             for kind in ("ours+analyze", "ours", "ours-nolog", "ours-base", "ceiling", "ceiling-base"):
                 if kind in ONLY:
