@@ -3,7 +3,7 @@ takes its 74 random bits from `random()` instead of the server's strong random s
 
 `gen_random_uuid()` and Postgres 18's `uuidv7()` draw on `pg_strong_random()`, which on a server built without
 OpenSSL (the embedded server is one) opens, reads and closes `/dev/urandom` for every id: 5-8 µs a call, two calls
-per record loaded (its core row and its audit row), about a tenth of the Postgres CPU of a FUB backfill (BENCHMARKS.md).
+per record loaded (its core row and its audit row): 15% of the Postgres CPU of a FUB backfill (BENCHMARKS.md).
 `random()` is a per-backend xoshiro256** seeded from the strong source when the backend starts: these are surrogate
 keys, not secrets, and 48 bits of milliseconds plus 64 random bits keep them unique and time-ordered. The body is
 one expression, so the planner inlines it as it did the old one.
