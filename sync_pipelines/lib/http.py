@@ -127,10 +127,10 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 class EnvironmentOnceSession(requests.Session):
     """A requests Session that reads the environment (proxy variables, `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE`,
-    `.netrc`) once per scheme and host for its lifetime, where requests reads it on every request: about 0.5 ms
-    a call, a tenth of the fetch thread's time on a page of 100 records. The outcome is the same as requests'
-    as long as the environment does not change under a running client. Redirects (rare) are resolved by requests
-    as usual."""
+    `.netrc`) once per scheme and host for its lifetime, where requests reads it on every request: about 0.45 ms
+    a call, 5% of the fetch thread's time on a page of 100 FUB records (BENCHMARKS.md). The outcome is the same as
+    requests' as long as the environment does not change under a running client. Redirects (rare) are resolved by
+    requests as usual."""
 
     def __init__(self) -> None:
         super().__init__()
