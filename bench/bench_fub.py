@@ -19,13 +19,18 @@ its CPU time and peak RSS (`ru_maxrss` of the child itself and of anything it sp
 CPU of every Postgres process meanwhile, and counts the records that landed.
 
 Knobs (environment):
-- BENCH_FUB_SIZES="100000,1000000"; BENCH_FUB_REPEAT=1 (median of n; the contestants take turns);
+- BENCH_FUB_SIZES="100000,1000000"; BENCH_FUB_REPEAT=1 (median of n; the contestants take turns; "3,1" gives each
+  size in BENCH_FUB_SIZES its own number of rounds);
 - BENCH_FUB_ONLY="ours,ceiling,dlt" (add ours+analyze for the what-if, ours-nolog for the cost of the call log:
   ours with no bridge.sync_logs rows written);
+- BENCH_FUB_BASE="uuid,audit,env": what the contestants ours-base and ceiling-base undo of issue 15's load-path
+  changes, for an A/B in one run: uuid = bridge.uuid_v7() back on the strong random source (migration 0014 undone in
+  the bench database), audit = CREATE audit rows with their values again, env = the HTTP session reads the
+  environment on every request again (requests' default);
 - BENCH_FUB_DLT_MAX_SECONDS=1200: beyond it dlt is measured at 100k and 300k only;
 - BENCH_FUB_OURS_MAX_SECONDS=1800: limit for stock ours (1.5x the time of ours+analyze + 10 min when measured);
 - BENCH_FUB_PROFILE=auto|1|0: stage breakdown of ours at BENCH_FUB_PROFILE_SIZE (default: the smallest size);
-  auto = when ours misses 0.5x the ceiling;
+  auto = when ours misses TARGET_CEILING x the ceiling;
 - BENCH_FUB_KEEP=1: keep the bench databases;
 - BENCH_FUB_QUIET_BUSY=25, BENCH_FUB_QUIET_WAIT=300: wait for a quiet machine before each measurement;
   BENCH_FUB_NOISY=0.2, BENCH_FUB_NOISE_RETRIES=2: measure again when others used > 0.2 cores meanwhile.
@@ -53,8 +58,10 @@ from pathlib import Path
 from typing import Any
 
 SIZES = [int(s) for s in os.environ.get("BENCH_FUB_SIZES", "100000,1000000").split(",") if s.strip()]
-REPEAT = int(os.environ.get("BENCH_FUB_REPEAT", "1"))
+_REPEATS = [int(r) for r in os.environ.get("BENCH_FUB_REPEAT", "1").split(",") if r.strip()]
+REPEAT = dict(zip(SIZES, _REPEATS + _REPEATS[-1:] * len(SIZES), strict=False))  # rounds per size
 ONLY = [s.strip() for s in os.environ.get("BENCH_FUB_ONLY", "ours,ceiling,dlt").split(",") if s.strip()]
+BASE = {s.strip() for s in os.environ.get("BENCH_FUB_BASE", "uuid,audit,env").split(",") if s.strip()}
 OURS_MAX_SECONDS = float(os.environ.get("BENCH_FUB_OURS_MAX_SECONDS", "1800"))
 DLT_MAX_SECONDS = float(os.environ.get("BENCH_FUB_DLT_MAX_SECONDS", "1200"))
 DLT_FALLBACK_SIZES = (100_000, 300_000)
@@ -74,8 +81,8 @@ BATCH = 2000
 PREFETCH = 8
 # Every creation month of the sandbox's history: one contiguous window, i.e. one stream of pages.
 PERIODS = [f"{y}-{m:02d}" for y in range(2021, 2027) for m in range(1, 13) if "2021-11" <= f"{y}-{m:02d}" <= "2026-11"]
-TARGET_CEILING = 0.5
-TARGET_DLT = 3.0
+TARGET_CEILING = 0.75  # issue 15
+TARGET_DLT = 3.5
 TARGET_RSS_MB = 400
 RSS_GROWTH_TOLERANCE = 1.25  # "about the same at 1M as at 100k"
 
@@ -214,7 +221,41 @@ def _child(kind: str, base_url: str, db_url: str, options: dict[str, Any], out: 
         out.put({"error": traceback.format_exc()})
 
 
+def _undo_env() -> None:
+    """The what-if of BENCH_FUB_BASE=env: the client's session is requests' own, which reads the environment
+    (proxy variables, CA bundle variables, .netrc) on every request."""
+    import requests
+
+    from sync_pipelines.lib import http
+
+    http.EnvironmentOnceSession = requests.Session  # type: ignore[misc]
+
+
+def _undo_cheap_create_audit() -> None:
+    """The what-if of BENCH_FUB_BASE=audit: CREATE audit rows carry the created values again (new_value)."""
+    import psycopg
+
+    execute = psycopg.Connection.execute
+    marker = "CASE WHEN t._inserted THEN NULL ELSE jsonb_build_object("
+    end = " END\n                FROM up t"
+
+    def rewritten(conn: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if not isinstance(query, str | bytes):
+            text = _sql_text(query)
+            stop = text.find(end)
+            start = text.rfind(marker, 0, stop) if stop >= 0 else -1
+            if "WITH up AS" in text and start >= 0:
+                query = text[:start] + "jsonb_build_object(" + text[start + len(marker) : stop] + text[stop + 4 :]
+        return execute(conn, query, params, **kwargs)
+
+    psycopg.Connection.execute = rewritten  # type: ignore[method-assign]
+
+
 def _prepare_ours(base_url: str, db_url: str, options: dict[str, Any]) -> Callable[[], tuple[int, dict]]:
+    if options.get("base") and "env" in BASE:
+        _undo_env()
+    if options.get("base") and "audit" in BASE:
+        _undo_cheap_create_audit()
     from sync_pipelines.defs.fub.client import FubClient
     from sync_pipelines.defs.fub.declaration import FUB
     from sync_pipelines.lib import accounts, db
@@ -265,6 +306,8 @@ def _prepare_ours(base_url: str, db_url: str, options: dict[str, Any]) -> Callab
 
 
 def _prepare_ceiling(base_url: str, db_url: str, options: dict[str, Any]) -> Callable[[], tuple[int, dict]]:
+    if options.get("base") and "env" in BASE:
+        _undo_env()
     import orjson
 
     from sync_pipelines.defs.fub.client import FubClient
@@ -348,6 +391,8 @@ PREPARE: dict[str, Callable[[str, str, dict[str, Any]], Callable[[], tuple[int, 
     "ours": _prepare_ours,
     "ours+analyze": lambda base_url, db_url, options: _prepare_ours(base_url, db_url, {**options, "analyze": True}),
     "ours-nolog": lambda base_url, db_url, options: _prepare_ours(base_url, db_url, {**options, "nolog": True}),
+    "ours-base": lambda base_url, db_url, options: _prepare_ours(base_url, db_url, {**options, "base": True}),
+    "ceiling-base": lambda base_url, db_url, options: _prepare_ceiling(base_url, db_url, {**options, "base": True}),
     "ceiling": _prepare_ceiling,
     "dlt": _prepare_dlt,
 }
@@ -405,7 +450,7 @@ class _StageProfiler:
         self._inside = 0.0  # statement time measured inside load_batch (loader thread)
 
     def _add(self, stage: str, seconds: float) -> None:
-        if self._batch_depth and not stage.startswith("fetch thread"):
+        if self._batch_depth and " thread: " not in stage:
             self._inside += seconds
         self.wall[stage] += seconds
         self.calls[stage] += 1
@@ -417,12 +462,13 @@ class _StageProfiler:
         from sync_pipelines.defs.fub.client import FubClient
         from sync_pipelines.lib import load
         from sync_pipelines.lib import sync as lib_sync
+        from sync_pipelines.lib.call_log import CallLog
 
         profiler = self
         saved = {
             "execute": psycopg.Connection.execute,
             "copy": load._copy_to_staging,
-            "call_log": load._write_call_log,
+            "call_log": CallLog._write,
             "load_batch": lib_sync.load_batch,
             "prefetch": lib_sync._prefetch,
             "get_json": FubClient.get_json,
@@ -475,7 +521,7 @@ class _StageProfiler:
 
         psycopg.Connection.execute = execute  # type: ignore[method-assign]
         load._copy_to_staging = timed("COPY to staging (incl. orjson)", saved["copy"])
-        load._write_call_log = timed("call log COPY (sync_logs)", saved["call_log"])
+        CallLog._write = timed("call-log thread: COPY sync_logs", saved["call_log"])  # type: ignore[method-assign]
         lib_sync.load_batch = load_batch
         lib_sync._prefetch = prefetch
         FubClient.get_json = timed("fetch thread: HTTP GET + parse", saved["get_json"])  # type: ignore[method-assign]
@@ -484,7 +530,7 @@ class _StageProfiler:
         finally:
             psycopg.Connection.execute = saved["execute"]  # type: ignore[method-assign]
             load._copy_to_staging = saved["copy"]
-            load._write_call_log = saved["call_log"]
+            CallLog._write = saved["call_log"]  # type: ignore[method-assign]
             lib_sync.load_batch = saved["load_batch"]
             lib_sync._prefetch = saved["prefetch"]
             FubClient.get_json = saved["get_json"]  # type: ignore[method-assign]
@@ -546,6 +592,12 @@ def _drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# bridge.uuid_v7() as migration 0004 left it on Postgres 18 (uuidv7() draws on the strong random source).
+UNDONE_UUID_V7 = (
+    "CREATE OR REPLACE FUNCTION bridge.uuid_v7() RETURNS uuid LANGUAGE sql VOLATILE AS $$ SELECT uuidv7() $$"
+)
+
+
 def _setup(kind: str, name: str) -> str:
     """A fresh database for one measurement; returns the libpq URL the child uses."""
     from sync_pipelines.lib import accounts, db, migrations
@@ -556,7 +608,10 @@ def _setup(kind: str, name: str) -> str:
         engine = db.get_engine(url)
         accounts.upsert_account(engine, "fub", ACCOUNT, {"api_key": API_KEY})
         engine.dispose()
-    elif kind == "ceiling":
+        if kind == "ours-base" and "uuid" in BASE:
+            with db.raw_connection(url, autocommit=True) as conn:  # migration 0014 undone: ids from uuidv7()
+                conn.execute(UNDONE_UUID_V7)
+    elif kind.startswith("ceiling"):
         with db.raw_connection(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE bench_raw (raw jsonb NOT NULL)")
     if kind == "dlt":
@@ -586,16 +641,13 @@ def dlt_url(url: Any) -> str:
 def _landed(kind: str, name: str) -> int:
     from sync_pipelines.lib import db
 
-    query = {
-        "ours+analyze": "SELECT count(*) FROM core.fub_people p JOIN bridge.accounts a ON a.id = p.account_id "
-        f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL",
-        "ours": "SELECT count(*) FROM core.fub_people p JOIN bridge.accounts a ON a.id = p.account_id "
-        f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL",
-        "ours-nolog": "SELECT count(*) FROM core.fub_people p JOIN bridge.accounts a ON a.id = p.account_id "
-        f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL",
-        "ceiling": "SELECT count(*) FROM bench_raw",
-        "dlt": "SELECT count(*) FROM fub.people",
-    }[kind]
+    ours = (
+        "SELECT count(*) FROM core.fub_people p JOIN bridge.accounts a ON a.id = p.account_id "
+        f"WHERE a.name = '{ACCOUNT}' AND p.deleted_at IS NULL"
+    )
+    query = {"ceiling": "SELECT count(*) FROM bench_raw", "dlt": "SELECT count(*) FROM fub.people"}.get(
+        kind.removesuffix("-base"), ours
+    )
     with db.raw_connection(db.server_url(name)) as conn:
         return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
 
@@ -798,8 +850,8 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-KINDS = ("ours", "ours+analyze", "ours-nolog", "ceiling", "dlt")
-OURS_KINDS = ("ours", "ours+analyze", "ours-nolog")
+KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base", "ceiling", "ceiling-base", "dlt")
+OURS_KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base")
 
 
 def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> None:
@@ -822,7 +874,8 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
         print("\nof which soft_delete_missing (the anti-join after the stream): "
               + "; ".join(f"{k} at {s:,}: {v:.1f} s" for k, s, v in soft))  # fmt: skip
     print()
-    print("| records | contestant | ÷ ceiling (target ≥ 0.5) | ÷ dlt (target ≥ 3) | peak RSS (target < 400 MB) |")
+    print(f"| records | contestant | ÷ ceiling (target ≥ {TARGET_CEILING}) | ÷ dlt (target ≥ {TARGET_DLT}) "
+          f"| peak RSS (target < {TARGET_RSS_MB} MB) |")  # fmt: skip
     print("|---:|---|---|---|---|")
     sizes = sorted({size for _, size in results})
     for kind in OURS_KINDS:
@@ -835,6 +888,8 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
                 continue
             cells = []
             ceiling = results.get(("ceiling", size))
+            if kind == "ours-base" and ("ceiling-base", size) in results:
+                ceiling = results[("ceiling-base", size)]  # the same changes undone on both sides
             if ceiling and ceiling.landed:
                 ratio = ours.rate / ceiling.rate
                 cells.append(f"{ratio:.2f} {_verdict(ratio >= TARGET_CEILING)}")
@@ -869,6 +924,13 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
         if ours and nolog and ours.landed and nolog.landed:
             print(f"\ncost of the call log (bridge.sync_logs) at {size:,}: ours {ours.rate:,.0f} records/s with it, "
                   f"{nolog.rate:,.0f} without: x{ours.rate / nolog.rate:.3f}")  # fmt: skip
+    for size in sizes:
+        for new, old in (("ours", "ours-base"), ("ceiling", "ceiling-base")):
+            a, b = results.get((new, size)), results.get((old, size))
+            if a and b and a.landed and b.landed:
+                print(f"\nA/B at {size:,}: {new} {a.rate:,.0f} records/s, {old} (undone: {', '.join(sorted(BASE))}) "
+                      f"{b.rate:,.0f}: x{a.rate / b.rate:.3f}; client CPU {a.cpu:.1f} vs {b.cpu:.1f} s, Postgres CPU "
+                      f"{_fmt(a.pg_cpu)} vs {_fmt(b.pg_cpu)} s")  # fmt: skip
     for note in notes:
         print(f"note: {note}")
 
@@ -888,6 +950,7 @@ def report_profile(m: Measurement) -> None:
         calls["upsert core (INSERT … ON CONFLICT)"] = calls["audit rows (old-row join + INSERT bridge.audit_log)"] = n
     total = m.seconds - stages.get("sample_seconds", 0.0)
     fetch_thread = wall.pop("fetch thread: HTTP GET + parse", 0.0)
+    call_log_thread = wall.pop("call-log thread: COPY sync_logs", 0.0)
     print(f"\nstage profile of {m.kind} at {m.size:,} records: wall time on the loader thread, total {total:.1f} s "
           f"(excluding {stages.get('sample_seconds', 0.0):.1f} s on the sampled audit-split statements)")  # fmt: skip
     print("\n| stage | seconds | share | calls |\n|---|---:|---:|---:|")
@@ -897,7 +960,8 @@ def report_profile(m: Measurement) -> None:
     print(f"| rest (job rows, mapping seed, DLQ retry, Python) | {total - accounted:.1f} | "
           f"{(total - accounted) / total:.0%} | |")  # fmt: skip
     print(f"\nfetch thread (overlapped with the loader): HTTP GET + parse {fetch_thread:.1f} s "
-          f"over {calls.get('fetch thread: HTTP GET + parse', 0):,} pages")  # fmt: skip
+          f"over {calls.get('fetch thread: HTTP GET + parse', 0):,} pages; call-log thread: COPY sync_logs "
+          f"{call_log_thread:.1f} s in {calls.get('call-log thread: COPY sync_logs', 0):,} blocks")  # fmt: skip
     if "split_ms" in stages:
         full, no_audit = stages["split_ms"]
         print(f"upsert statement on sampled batches (median, in a rolled-back savepoint): {full:.0f} ms as is, "
@@ -922,7 +986,10 @@ def main() -> None:
     print(f"date: {started:%Y-%m-%d %H:%M} UTC")
     print(f"machine: {_machine()}")
     print(_postgres())
-    print(f"sizes: {', '.join(f'{s:,}' for s in SIZES)}; contestants: {', '.join(ONLY)}; repeat: {REPEAT}")
+    print(
+        f"sizes: {', '.join(f'{s:,}' for s in SIZES)}; contestants: {', '.join(ONLY)}; "
+        f"rounds: {', '.join(f'{REPEAT[s]} at {s:,}' for s in SIZES)}"
+    )
     print("sandbox: its own process pinned to core 0, rate limit off; each contestant in a spawned child, unpinned")
     if "ours+analyze" in ONLY:
         print("ours+analyze: ours with `ANALYZE core.fub_people, staging.fub_people` run (by the bench) just before "
@@ -945,9 +1012,9 @@ def main() -> None:
     try:
         # With BENCH_FUB_REPEAT > 1 the contestants take turns (ours, ceiling, dlt, ours, ...), so a drift in
         # the machine's speed during the run weighs on each of them alike; each reports its median run.
-        for size, turn in ((size, turn) for size in sorted(SIZES) for turn in range(REPEAT)):
+        for size, turn in ((s, turn) for s in sorted(SIZES) for turn in range(REPEAT[s])):
             sandbox = sandbox_for(size)
-            for kind in ("ours+analyze", "ours", "ours-nolog", "ceiling"):
+            for kind in ("ours+analyze", "ours", "ours-nolog", "ours-base", "ceiling", "ceiling-base"):
                 if kind in ONLY:
                     limit = 7200.0
                     if kind == "ours":
@@ -992,7 +1059,8 @@ def main() -> None:
         kind = "ours" if "ours" in ONLY else "ours+analyze"
         if kind in ONLY and (PROFILE == "1" or (PROFILE == "auto" and missed)):
             size = int(os.environ.get("BENCH_FUB_PROFILE_SIZE", min(SIZES)))
-            print(f"\nprofiling {kind} at {size:,} ({'asked' if PROFILE == '1' else 'ours misses 0.5x the ceiling'})")
+            why = "asked" if PROFILE == "1" else f"ours misses {TARGET_CEILING}x the ceiling"
+            print(f"\nprofiling {kind} at {size:,} ({why})")
             profiled = measure(kind, sandbox_for(size), size, timeout=7200, profile=True)
     finally:
         for sandbox in sandboxes.values():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -106,6 +108,21 @@ def test_primary_keys_are_uuidv7_generated_in_python(database_url: URL) -> None:
         ).scalar_one()
     assert first.version == 7 and second.version == 7
     assert first < second  # time-ordered
+
+
+def test_ids_made_in_sql_are_uuidv7_unique_and_time_ordered(database_url: URL) -> None:
+    """bridge.uuid_v7() (migration 0014) takes its random bits from random(), not the strong source."""
+    with db.get_engine(database_url).connect() as conn:
+        ids = conn.execute(sa.text("SELECT bridge.uuid_v7() FROM generate_series(1, 20000)")).scalars().all()
+        conn.execute(sa.text("SELECT pg_sleep(0.002)"))
+        later = conn.execute(sa.text("SELECT bridge.uuid_v7()")).scalar_one()
+        skew = conn.execute(
+            sa.text("SELECT abs(extract(epoch FROM uuid_extract_timestamp(:id) - clock_timestamp()))"), {"id": later}
+        ).scalar_one()
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert later > max(ids)  # a later millisecond sorts after every id of the earlier ones
+    assert skew < 5
 
 
 def test_seed_named_indexes_exist_including_the_partial_dlq_retry_index(database_url: URL) -> None:
