@@ -553,9 +553,6 @@ def _upsert(
             for c in audited_columns
         )
 
-    # A CREATE row names the row, its source id and the batch that wrote it, and carries no values: what was created
-    # is the core row as that batch wrote it, which the row's next UPDATE keeps as its old_value (and the core row
-    # holds until then). Building the values of every created row cost about a fifth of a backfill's upsert.
     # Postgres 18 returns an updated row's old values from the upsert itself; before 18 a subquery reads them
     # by the unique index (every part of one statement sees the snapshot from before it), for updates only.
     returns_old = conn.info.server_version >= RETURNING_OLD_SINCE
@@ -590,7 +587,7 @@ def _upsert(
                 SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, %(integration)s, %(entity)s, t.id,
                        t.source_id, %(account)s, %(batch)s,
                        CASE WHEN t._inserted THEN NULL ELSE {old_value} END,
-                       CASE WHEN t._inserted THEN NULL ELSE jsonb_build_object({audited}) END
+                       jsonb_build_object({audited})
                 FROM up t
                 RETURNING 1
             )

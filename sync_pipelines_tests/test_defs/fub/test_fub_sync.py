@@ -223,25 +223,6 @@ def test_delta_brings_changes_since_the_cursor_and_is_idempotent(fub: FubWorld) 
     assert {str(i) for i in result["created"]} <= set(fub.core_ids(fub.acme))
 
 
-def test_create_audit_rows_carry_no_values_and_the_next_update_keeps_the_created_ones(fub: FubWorld) -> None:
-    values = "jsonb_build_object('name', {0}name, 'email', {0}email, 'stage', {0}stage, 'price', {0}price)"
-    fub.backfill(fub.acme, periods=None)
-    with fub.engine.connect() as conn:
-        created = dict(conn.execute(sa.text(f"SELECT source_id, {values.format('')} FROM core.fub_people")).all())
-    fub.sandbox["fub"].mutate("acme", "people", updates=5)
-    assert fub.delta(fub.acme).counts.updated == 5
-    with fub.engine.connect() as conn:
-        creates = conn.execute(
-            sa.text("SELECT count(*), count(new_value), count(old_value) FROM bridge.audit_log WHERE action = 'CREATE'")
-        ).one()
-        old = values.replace("{0}name", "old_value->'name'").replace("{0}email", "old_value->'email'")
-        old = old.replace("{0}stage", "old_value->'stage'").replace("{0}price", "old_value->'price'")
-        updates = conn.execute(sa.text(f"SELECT source_id, {old} FROM bridge.audit_log WHERE action = 'UPDATE'")).all()
-    assert tuple(creates) == (len(created), 0, 0)
-    assert len(updates) == 5
-    assert all(created[source_id] == before for source_id, before in updates)
-
-
 def test_an_out_of_order_older_version_never_moves_a_row_backwards(fub: FubWorld) -> None:
     fub.backfill(fub.acme, periods=None)
     fub.sandbox["fub"].mutate("acme", "people", updates=1, update_ids=[5])
