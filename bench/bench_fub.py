@@ -23,10 +23,10 @@ Knobs (environment):
   size in BENCH_FUB_SIZES its own number of rounds);
 - BENCH_FUB_ONLY="ours,ceiling,dlt" (add ours+analyze for the what-if, ours-nolog for the cost of the call log:
   ours with no bridge.sync_logs rows written);
-- BENCH_FUB_BASE="uuid,audit,env": what the contestants ours-base and ceiling-base undo of issue 15's load-path
+- BENCH_FUB_BASE="uuid,env": what the contestants ours-base and ceiling-base undo of issue 15's load-path
   changes, for an A/B in one run: uuid = bridge.uuid_v7() back on the strong random source (migration 0014 undone in
-  the bench database), audit = CREATE audit rows with their values again, env = the HTTP session reads the
-  environment on every request again (requests' default);
+  the bench database), env = the HTTP session reads the environment on every request again (requests' default);
+  audit = CREATE audit rows with their values again (a no-op on main, where value-less CREATE rows were not kept);
 - BENCH_FUB_DLT_MAX_SECONDS=1200: beyond it dlt is measured at 100k and 300k only;
 - BENCH_FUB_OURS_MAX_SECONDS=1800: limit for stock ours (1.5x the time of ours+analyze + 10 min when measured);
 - BENCH_FUB_PROFILE=auto|1|0: stage breakdown of ours at BENCH_FUB_PROFILE_SIZE (default: the smallest size);
@@ -61,7 +61,7 @@ SIZES = [int(s) for s in os.environ.get("BENCH_FUB_SIZES", "100000,1000000").spl
 _REPEATS = [int(r) for r in os.environ.get("BENCH_FUB_REPEAT", "1").split(",") if r.strip()]
 REPEAT = dict(zip(SIZES, _REPEATS + _REPEATS[-1:] * len(SIZES), strict=False))  # rounds per size
 ONLY = [s.strip() for s in os.environ.get("BENCH_FUB_ONLY", "ours,ceiling,dlt").split(",") if s.strip()]
-BASE = {s.strip() for s in os.environ.get("BENCH_FUB_BASE", "uuid,audit,env").split(",") if s.strip()}
+BASE = {s.strip() for s in os.environ.get("BENCH_FUB_BASE", "uuid,env").split(",") if s.strip()}
 OURS_MAX_SECONDS = float(os.environ.get("BENCH_FUB_OURS_MAX_SECONDS", "1800"))
 DLT_MAX_SECONDS = float(os.environ.get("BENCH_FUB_DLT_MAX_SECONDS", "1200"))
 DLT_FALLBACK_SIZES = (100_000, 300_000)
