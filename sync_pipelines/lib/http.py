@@ -128,7 +128,7 @@ def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
 class EnvironmentOnceSession(requests.Session):
     """A requests Session that reads the environment (proxy variables, `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE`,
     `.netrc`) once per scheme and host for its lifetime, where requests reads it on every request: about 0.45 ms
-    a call, 5% of the fetch thread's time on a page of 100 FUB records (BENCHMARKS.md). The outcome is the same as
+    a call, 5% of the fetch thread's time on a page of 100 CRM records (BENCHMARKS.md). The outcome is the same as
     requests' as long as the environment does not change under a running client. Redirects (rare) are resolved by
     requests as usual."""
 
