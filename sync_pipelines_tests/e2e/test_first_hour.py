@@ -116,7 +116,15 @@ def _webhook_change(root: str, engine: sa.Engine, gql: GraphQL, dev: Any, prefer
             )
             claim = wait_for(applied, timeout=90, what=f"{integration.name} {entity.name} {source_id} through the "
                              "webhook path", diagnose=dev.tail)  # fmt: skip
-            found = _runs(gql, tags=[{"key": "sync_pipelines/webhook_claim", "value": claim}])
+
+            # The run marks its events completed before it ends: wait for its end, then judge it.
+            def ended(claim: str = claim) -> list[dict[str, Any]] | None:
+                found = _runs(gql, tags=[{"key": "sync_pipelines/webhook_claim", "value": claim}])
+                return (
+                    found if found and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in found) else None
+                )
+
+            found = wait_for(ended, timeout=60, what=f"the webhook run of claim {claim} to end", diagnose=dev.tail)
             assert len(found) == 1 and found[0]["jobName"] == f"{integration.name}_webhook_apply", found
             return {**found[0], "entity": entity.name}
     raise AssertionError("no sandbox source with webhooks announced an update made through its admin API")
