@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -21,7 +18,7 @@ from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from sync_pipelines.lib import db, runs
+from sync_pipelines.lib import runs
 from sync_pipelines.lib.resources import WarehouseResource
 from sync_pipelines_tests.e2e.helpers import wait_for
 
@@ -29,12 +26,8 @@ POOL = "fub_api"
 
 
 @pytest.fixture
-def instance(dagster_instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """The project's dagster.yaml (our launcher, run monitoring) on this test's Dagster database."""
-    monkeypatch.setenv("SYNC_DAGSTER_PG_URL", db.dagster_storage_url())
-    shutil.copyfile(db.PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as configured:
-        yield configured
+def instance(project_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    return project_instance
 
 
 RECORD_ITSELF = "import json; from sync_pipelines.lib import runs; print(json.dumps(runs.process_tags()))"

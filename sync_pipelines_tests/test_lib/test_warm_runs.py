@@ -5,9 +5,7 @@ On a real Postgres-backed instance loaded from the project's dagster.yaml, real 
 
 import json
 import os
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +13,7 @@ import pytest
 from dagster._core.launcher import LaunchRunContext
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
-from sync_pipelines.lib import db, runs, warm_runs
+from sync_pipelines.lib import runs, warm_runs
 from sync_pipelines.lib.integration.webhook_jobs import WEBHOOK_TAG
 from sync_pipelines_tests.e2e.helpers import wait_for
 
@@ -40,12 +38,8 @@ def warm_probe_job() -> None:
 
 
 @pytest.fixture
-def instance(dagster_instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """The project's dagster.yaml (our launcher with its warm-start tags) on this test's Dagster database."""
-    monkeypatch.setenv("SYNC_DAGSTER_PG_URL", db.dagster_storage_url())
-    shutil.copyfile(db.PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as configured:
-        yield configured
+def instance(project_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    return project_instance
 
 
 def new_run(instance: dg.DagsterInstance, out: Path, *, hold: float = 0.0, warm: bool = True) -> dg.DagsterRun:
