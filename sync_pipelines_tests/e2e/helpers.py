@@ -142,7 +142,9 @@ class GraphQL:
         return response.json() if response.status_code == 200 else None
 
     def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.session.post(
+        # A connection of its own per call: the webserver closes an idle keep-alive connection after 5 s, and a
+        # request sent on one it has just closed fails with "Connection reset by peer" (a mutation cannot be retried).
+        response = requests.post(
             f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
         )
         assert response.status_code == 200, f"GraphQL HTTP {response.status_code}: {response.text[:2000]}"
