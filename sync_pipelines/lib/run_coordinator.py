@@ -11,6 +11,15 @@ passes here: the webserver's launches, the backfill daemon, sensors and schedule
 
 A tag already on the run is left as it is. Ops of one run that disagree on a tag's value (a selection across two
 integrations) give the run no value for it, and the run is logged: the limits then apply to neither, as before.
+
+A run a sensor submits (so in the daemon) carrying one of `launch_at_once_tags` (the webhook batches) is launched
+as it is submitted, as Dagster's
+default coordinator does, when the queue would launch it anyway: the run limits (`max_concurrent_runs` and every
+tag limit, counted over the runs in progress exactly as the queue daemon counts them) leave room for it and no run
+with the same value of that tag is queued ahead of it. Otherwise it is queued like any run. That saves the queue
+daemon's pass (0.5 s on average, up to its 1 s interval) on the path where a second counts. The check and the launch
+are not one transaction with the queue daemon's own pass, so at the moment both launch, a limit can be passed by one
+run; the sensor submits one webhook run per integration per tick, so it stays at that.
 """
 
 from __future__ import annotations
@@ -22,8 +31,10 @@ from typing import Any, Self
 
 from dagster import Array, Field
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster._core.storage.tags import SENSOR_NAME_TAG
 from dagster._serdes import ConfigurableClassData
+from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 DEFAULT_PROMOTED = ("sync_pipelines/integration",)
 
@@ -50,9 +61,15 @@ def op_tag_values(instance: Any, run: DagsterRun, keys: Sequence[str]) -> dict[s
 class OpTagsRunCoordinator(QueuedRunCoordinator):
     """QueuedRunCoordinator that promotes `promote_op_tags` (default: sync_pipelines/integration) to run tags."""
 
-    def __init__(self, promote_op_tags: Sequence[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        promote_op_tags: Sequence[str] | None = None,
+        launch_at_once_tags: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._promote = tuple(promote_op_tags) if promote_op_tags is not None else DEFAULT_PROMOTED
+        self._launch_at_once = tuple(launch_at_once_tags or ())
 
     @classmethod
     def config_type(cls) -> dict[str, Any]:
@@ -62,6 +79,12 @@ class OpTagsRunCoordinator(QueuedRunCoordinator):
                 Array(str),
                 is_required=False,
                 description="Op tag keys copied onto a submitted run that lacks them (one value across its ops).",
+            ),
+            "launch_at_once_tags": Field(
+                Array(str),
+                is_required=False,
+                description="Run tag keys whose runs are launched when submitted if the run limits leave room and no "
+                "run with the same tag value is queued; otherwise they are queued.",
             ),
         }
 
@@ -73,6 +96,7 @@ class OpTagsRunCoordinator(QueuedRunCoordinator):
         return cls(
             inst_data=inst_data,
             promote_op_tags=config_value.get("promote_op_tags"),
+            launch_at_once_tags=config_value.get("launch_at_once_tags"),
             **{name: config_value.get(name) for name in base},
         )
 
@@ -94,4 +118,28 @@ class OpTagsRunCoordinator(QueuedRunCoordinator):
             self._instance.add_run_tags(run.run_id, tags)
             run = self._instance.get_run_by_id(run.run_id) or run
             context = SubmitRunContext(run, context.workspace)
+        if self.may_launch_at_once(run):
+            self._instance.launch_run(run.run_id, context.workspace)
+            return self._instance.get_run_by_id(run.run_id) or run
         return super().submit_run(context)
+
+    def may_launch_at_once(self, run: DagsterRun) -> bool:
+        """Whether the queue would launch this run now: a sensor's run with a launch-at-once tag, the run limits leave
+        room and no run with the same value of that tag waits in the queue. Runs from the UI are queued as before:
+        launched from the webserver, a warm-started run would leave a warm worker idle in the webserver."""
+        keys = [key for key in self._launch_at_once if key in run.tags]
+        if run.status != DagsterRunStatus.NOT_STARTED or not keys or SENSOR_NAME_TAG not in run.tags:
+            return False
+        config = self._instance.get_concurrency_config().run_queue_config
+        if config is None:
+            return False
+        in_progress = list(self._instance.get_runs(RunsFilter(statuses=ACTIVE_RUN_STATUSES)))
+        if config.max_concurrent_runs != -1 and len(in_progress) >= config.max_concurrent_runs:
+            return False
+        if TagConcurrencyLimitsCounter(list(config.tag_concurrency_limits), in_progress).is_blocked(run):
+            return False
+        for key in keys:
+            waiting = RunsFilter(statuses=[DagsterRunStatus.QUEUED], tags={key: run.tags[key]})
+            if self._instance.get_runs(waiting, limit=1):
+                return False
+        return True

@@ -1,7 +1,10 @@
 """Outbound webhooks: each source's payloads, signed its way, delivered with its redelivery policy.
 
-Deliveries run on a background thread. Redelivery delays are the source's real ones divided by `speed`,
-so a test can watch FUB's +1/+5/+5/+10/+30-minute schedule play out in well under a second.
+Deliveries run on a few background threads (`delivery_threads`, default 4), as a source's webhook sender posts
+several at once: a burst of changes reaches the receiver as fast as it answers, not one request after another, and
+two events due at nearly the same moment may arrive in either order (as the real APIs warn). Redelivery delays are
+the source's real ones divided by `speed`, so a test can watch FUB's +1/+5/+5/+10/+30-minute schedule play out in
+well under a second.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class DeliveryRecord:
 
 
 class WebhookEmitter:
-    def __init__(self, speed: float = 1.0, timeout: float = 10.0) -> None:
+    def __init__(self, speed: float = 1.0, timeout: float = 10.0, delivery_threads: int = 4) -> None:
         self.speed = speed
         self.timeout = timeout
         self.log: list[DeliveryRecord] = []
@@ -53,9 +56,14 @@ class WebhookEmitter:
         self._sequence = 0
         self._cond = threading.Condition()
         self._stopped = False
-        self._session = requests.Session()
-        self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
-        self._thread.start()
+        self._in_flight = 0
+        self._local = threading.local()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sandbox-webhooks-{n}", daemon=True)
+            for n in range(max(1, delivery_threads))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def send(
         self,
@@ -92,7 +100,7 @@ class WebhookEmitter:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._cond:
-                if not self._queue and not getattr(self, "_in_flight", False):
+                if not self._queue and not self._in_flight:
                     return True
             time.sleep(0.01)
         return False
@@ -100,8 +108,10 @@ class WebhookEmitter:
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
-            self._cond.notify()
-        self._thread.join(5)
+            self._cond.notify_all()
+        deadline = time.monotonic() + 5
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while True:
@@ -112,11 +122,18 @@ class WebhookEmitter:
                 if self._stopped:
                     return
                 delivery = heapq.heappop(self._queue)
-                self._in_flight = True
+                self._in_flight += 1
             try:
                 self._deliver(delivery)
             finally:
-                self._in_flight = False
+                with self._cond:
+                    self._in_flight -= 1
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def _deliver(self, delivery: Delivery) -> None:
         # Sign at send time: a redelivery carries a fresh timestamp, as Stripe's does.
@@ -124,7 +141,7 @@ class WebhookEmitter:
         status: int | None = None
         error: str | None = None
         try:
-            response = self._session.post(delivery.url, data=delivery.body, headers=headers, timeout=self.timeout)
+            response = self._session().post(delivery.url, data=delivery.body, headers=headers, timeout=self.timeout)
             status = response.status_code
         except requests.RequestException as exc:
             error = type(exc).__name__
