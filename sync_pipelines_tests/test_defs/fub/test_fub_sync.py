@@ -207,6 +207,26 @@ def test_a_deleted_source_record_is_soft_deleted_with_an_audit_row(fub: FubWorld
     assert audited == 3
 
 
+def test_a_deleted_source_record_is_soft_deleted_whatever_batch_last_wrote_its_row(fub: FubWorld) -> None:
+    # Only rows the read's own batches wrote skip the probe of its staging: rows of no known batch are judged
+    # like any other, and rows the read rewrote (changed at the source) stay live.
+    fub.backfill(fub.acme, periods=None)
+    with fub.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE core.fub_people SET _batch_id = NULL"))
+    source = fub.sandbox["fub"]
+    changed = source.mutate("acme", "people", updates=4)["updated"]
+    deleted = source.mutate("acme", "people", deletes=3)["deleted"]
+    report = fub.backfill(fub.acme, periods=None)
+    assert report.soft_deleted == 3
+    with fub.engine.connect() as conn:
+        gone = (
+            conn.execute(sa.text("SELECT source_id FROM core.fub_people WHERE deleted_at IS NOT NULL")).scalars().all()
+        )
+    assert sorted(gone) == sorted(str(i) for i in deleted)
+    assert len(fub.core_ids(fub.acme)) == source.counts("acme")["people"]
+    assert {str(i) for i in changed if i not in deleted} <= set(fub.core_ids(fub.acme))
+
+
 def test_delta_brings_changes_since_the_cursor_and_is_idempotent(fub: FubWorld) -> None:
     fub.backfill(fub.acme, periods=None)
     result = fub.sandbox["fub"].mutate("acme", "people", creates=4, updates=5)
