@@ -112,3 +112,22 @@ def test_dg_check_defs_and_list_defs_pass_from_the_checkout_with_no_environment(
     assert listed.returncode == 0, listed.stderr[-3000:]
     for name in registry.INTEGRATIONS:
         assert f"{name}_delta_sync" in listed.stdout
+
+
+def test_the_sources_default_delta_schedules_do_not_start_on_the_same_minute() -> None:
+    # Six deltas started together saturated a 2-core machine for ~40 s and held webhook batches in the queue.
+    import itertools
+    from collections import Counter
+
+    from dagster._utils.schedules import cron_string_iterator
+
+    from sync_pipelines import registry
+
+    starts: Counter[int] = Counter()
+    for integration in registry.INTEGRATIONS.values():
+        fires = cron_string_iterator(0, integration.delta_cron, "UTC")
+        minutes = [next(fires).minute for _ in range(12)]
+        steps = [(later - earlier) % 60 for earlier, later in itertools.pairwise(minutes)]
+        assert steps == [5] * 11, (integration.name, minutes)
+        starts[minutes[0] % 5] += 1
+    assert len(registry.INTEGRATIONS) > 2 and max(starts.values()) <= 2, starts

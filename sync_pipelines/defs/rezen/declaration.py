@@ -53,6 +53,7 @@ REZEN = Integration(
     credential_fields=("api_key",),
     period_start="2021-11",
     delta_cron_env="SYNC_REZEN_DELTA_CRON",
+    delta_cron="1-59/5 * * * *",
     webhooks=Webhooks(
         verify=webhooks.verify,
         identify=webhooks.parse,

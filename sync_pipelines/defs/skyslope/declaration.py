@@ -40,6 +40,7 @@ SKYSLOPE = Integration(
     credential_fields=CREDENTIAL_FIELDS,
     period_start="2021-11",
     delta_cron_env="SYNC_SKYSLOPE_DELTA_CRON",
+    delta_cron="2-59/5 * * * *",
     description="Transaction management: sales (transactions), listings, users and offices of a brokerage.",
     env_settings=(BASE_URL,),
 )

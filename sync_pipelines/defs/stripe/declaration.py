@@ -46,6 +46,7 @@ STRIPE = Integration(
     credential_fields=CREDENTIAL_FIELDS,
     period_start="2021-11",
     delta_cron_env="SYNC_STRIPE_DELTA_CRON",
+    delta_cron="2-59/5 * * * *",
     # An item removed from a subscription sends no event of its own and the subscription names only its current
     # items: a weekly full read of subscriptions and their items soft-deletes the removed ones (the change guard
     # writes nothing for the rest; about one call per 100 subscriptions).

@@ -190,7 +190,7 @@ def backfill(
                     closed = CompleteReadOutcome()
                     report.soft_deleted += soft_delete_missing(
                         conn, spec, ctx, period_keys=_months(*window) if window else None,
-                        seen_batches=result.batch_ids, outcome=closed,
+                        seen_batches=result.batch_ids, outcome=closed, without_id=result.counts.without_id,
                     )  # fmt: skip
                     report.dlq_resolved += closed.dlq_resolved
                     if closed.skipped_reason:
