@@ -191,4 +191,5 @@ class Chunk:
             (batch_id,),
         ).fetchone()  # type: ignore[misc]
         self.rows, self.last_rowversion = int(rows), (int(last) if last is not None else None)
-        return Staged(rows=self.rows)
+        # Every row is read by its table's primary key, which is never null: no record without an id.
+        return Staged(rows=self.rows, without_id=0)
