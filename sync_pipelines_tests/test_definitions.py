@@ -114,7 +114,7 @@ def test_dg_check_defs_and_list_defs_pass_from_the_checkout_with_no_environment(
         assert f"{name}_delta_sync" in listed.stdout
 
 
-def test_the_sources_default_delta_schedules_do_not_start_on_the_same_minute() -> None:
+def test_the_sources_default_delta_schedules_are_staggered_at_most_two_on_one_minute() -> None:
     # Six deltas started together saturated a 2-core machine for ~40 s and held webhook batches in the queue.
     import itertools
     from collections import Counter

@@ -118,6 +118,14 @@ EMBEDDED_SETTINGS = {"max_wal_size": "8GB"}
 
 
 def _apply_embedded_settings(uri: str) -> None:
+    try:
+        _set_embedded_settings(uri)
+    except psycopg.Error as exc:
+        # A running server is never taken for a dead one over a setting: it works without it, only slower.
+        log.warning("could not apply %s to the embedded Postgres: %s", ", ".join(EMBEDDED_SETTINGS), exc)
+
+
+def _set_embedded_settings(uri: str) -> None:
     with psycopg.connect(uri, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True) as conn:
         changed = False
         for name, value in EMBEDDED_SETTINGS.items():

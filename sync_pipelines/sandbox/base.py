@@ -168,13 +168,14 @@ class Simulator:
         copies = 1 + max(0, self.faults.webhook_duplicates)
         delay = 0.0
         if self.faults.webhook_out_of_order:
-            # Each event of a burst is held a little less than the one before it, so the burst arrives
-            # newest first; a quiet second resets the burst.
+            # Each event of a burst is held 0.1 s less than the one before it, so the burst arrives newest first
+            # (0.1 s apart: the emitter delivers on several threads, so the gap is what keeps the order); a quiet
+            # second resets the burst.
             now = time.monotonic()
             if now - self._burst_started > 1.0:
                 self._burst_started, self._burst_size = now, 0
             self._burst_size += 1
-            delay = max(0.0, 0.5 - 0.05 * self._burst_size)
+            delay = max(0.0, 1.0 - 0.1 * self._burst_size)
         for _ in range(copies):
             self.sandbox.emitter.send(
                 self.name, url, raw, sign, self.webhook_retry_delays, event_id=event_id, delay=delay

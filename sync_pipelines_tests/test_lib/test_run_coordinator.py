@@ -29,12 +29,15 @@ def new_run(
     out: Path,
     tags: dict[str, str],
     status: DagsterRunStatus = DagsterRunStatus.NOT_STARTED,
+    parent: dg.DagsterRun | None = None,
 ) -> dg.DagsterRun:
     return instance.create_run_for_job(
         job_def=warm_probe_job,
         run_config={"ops": {"record_process": {"config": {"out": str(out)}}}},
         tags=tags,
         status=status,
+        parent_run_id=parent.run_id if parent else None,
+        root_run_id=parent.run_id if parent else None,
         job_code_origin=dg.reconstructable(warm_probe_job).get_python_origin(),
         remote_job_origin=REMOTE_ORIGIN,
     )
@@ -95,3 +98,26 @@ def test_a_webhook_batch_started_from_the_ui_and_any_other_run_are_queued(
 
     assert submit(project_instance, from_ui).status == DagsterRunStatus.QUEUED
     assert submit(project_instance, other).status == DagsterRunStatus.QUEUED
+
+
+def test_a_webhook_batch_is_queued_when_max_concurrent_runs_are_in_progress(
+    project_instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    # dagster.yaml: max_concurrent_runs 8, whatever their tags.
+    for n in range(8):
+        new_run(project_instance, tmp_path / f"busy{n}.json", {"sync_pipelines/integration": f"other{n}"},
+                DagsterRunStatus.STARTED)  # fmt: skip
+    run = new_run(project_instance, tmp_path / "run.json", SENSOR_TAGS)
+
+    assert submit(project_instance, run).status == DagsterRunStatus.QUEUED
+
+
+def test_a_re_executed_webhook_batch_is_queued_though_it_keeps_the_sensors_tags(
+    project_instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    # A re-execution from the UI (or a retry) copies its parent's tags; launched at once it would start in the
+    # webserver's (or the retry daemon's) process.
+    parent = new_run(project_instance, tmp_path / "parent.json", SENSOR_TAGS, DagsterRunStatus.FAILURE)
+    again = new_run(project_instance, tmp_path / "again.json", SENSOR_TAGS, parent=parent)
+
+    assert submit(project_instance, again).status == DagsterRunStatus.QUEUED

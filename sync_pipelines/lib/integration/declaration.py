@@ -137,9 +137,9 @@ class Integration:
     connect: Callable[[Any, dict[str, str]], dict[str, str]] | None = None
     period_start: str = "2021-11"
     delta_cron_env: str = ""  # the env var that overrides the delta schedule's cron
-    # Every 5 minutes; each source's declaration moves its default to a minute of its own within the five: six
-    # delta runs started together saturated a 2-core machine for ~40 s and held webhook batches 12-14 s in the
-    # queue (BENCHMARKS.md, webhook end to end, 2026-12-07 15:30).
+    # Every 5 minutes; each source's declaration staggers its default within the five minutes (at most two sources
+    # on one minute): six delta runs started together saturated a 2-core machine for ~40 s and held webhook
+    # batches 12-14 s in the queue (BENCHMARKS.md, webhook end to end, 2026-12-07 15:30).
     delta_cron: str = "*/5 * * * *"
     # A periodic full re-walk of every account (both asset jobs, whole history), for sources whose delta can miss a
     # change (no updated-after filter, deletions seen only by absence). Empty: none. The change guard makes an
