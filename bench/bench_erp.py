@@ -87,6 +87,52 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine has spent busy and waiting on I/O since boot (`/proc/stat`; on a machine
+    without it, zeros). Every process counts: this client, the warehouse's and the source's Postgres backends,
+    the checkpointer, and anything else running (the bench expects nothing else)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    user, nice, system, _idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / hz, iowait / hz
+
+
+def _process_cpu(pid: int | None) -> float:
+    """CPU seconds (user and system) a process on this machine has used: a Postgres backend of the embedded
+    server, by its pid. Zero where it cannot be read (a remote server)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _MachineCpu:
+    """Busy and I/O-wait CPU seconds of the machine summed over the timed parts of a run."""
+
+    def __init__(self) -> None:
+        self.busy = self.iowait = 0.0
+        self._at: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        self._at = _machine_cpu()
+
+    def stop(self) -> None:
+        assert self._at is not None
+        busy, iowait = _machine_cpu()
+        self.busy += busy - self._at[0]
+        self.iowait += iowait - self._at[1]
+        self._at = None
+
+    def result(self) -> dict[str, float]:
+        return {"cpu_busy": self.busy, "cpu_iowait": self.iowait}
+
+
 # Stages of a chunk, by a marker in the statement's text (first match wins).
 _STAGES = (
     ("CREATE TEMP TABLE _norm", "normalise (_norm)"),
@@ -121,13 +167,15 @@ class _Profile:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # the Postgres backends' CPU seconds (the source's too, for the relay)
         self.calls: dict[str, int] = {}
         self.chunks: list[tuple[float, float]] = []  # (start, end) of every chunk on its lane
         self.lock = __import__("threading").Lock()
 
-    def add(self, stage: str, seconds: float) -> None:
+    def add(self, stage: str, seconds: float, cpu: float = 0.0) -> None:
         with self.lock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+            self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu
             self.calls[stage] = self.calls.get(stage, 0) + 1
 
     def install(self) -> None:
@@ -153,11 +201,12 @@ class _Profile:
         def timed_execute(cur: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
             text = query if isinstance(query, str) else query.as_string(cur.connection)
             stage = next((name for marker, name in _STAGES if marker in text), "other SQL")
-            started = time.perf_counter()
+            pid = cur.connection.info.backend_pid
+            started, cpu = time.perf_counter(), _process_cpu(pid)
             try:
                 return execute(cur, query, *args, **kwargs)
             finally:
-                profile.add(stage, time.perf_counter() - started)
+                profile.add(stage, time.perf_counter() - started, _process_cpu(pid) - cpu)
 
         psycopg.Cursor.execute = timed_execute  # type: ignore[method-assign]
         psycopg.connect = timed("connect", psycopg.connect)  # type: ignore[assignment]
@@ -174,13 +223,15 @@ class _Profile:
         psycopg.Transaction.__exit__ = timed_exit  # type: ignore[method-assign]
         relay = erp_source.Chunk.relay
 
-        def timed_relay(chunk: Any, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+        def timed_relay(chunk: Any, warehouse: Any, *args: Any, **kwargs: Any) -> Any:
+            pids = (chunk.conn.info.backend_pid, warehouse.info.backend_pid)
+            started, cpu = time.perf_counter(), sum(map(_process_cpu, pids))
             try:
-                return relay(chunk, *args, **kwargs)
+                return relay(chunk, warehouse, *args, **kwargs)
             finally:
                 # The read-back count inside it is timed on its own as well; subtracted in the report.
-                profile.add("relay: COPY source -> staging", time.perf_counter() - started)
+                profile.add("relay: COPY source -> staging", time.perf_counter() - started,
+                            sum(map(_process_cpu, pids)) - cpu)  # fmt: skip
 
         erp_source.Chunk.relay = timed_relay  # type: ignore[method-assign]
         pass_chunk = background._pass_chunk
@@ -197,8 +248,10 @@ class _Profile:
 
     def report(self, wall: float) -> list[str]:
         seconds = dict(self.seconds)
+        cpu = dict(self.cpu)
         if "relay: read back count" in seconds:
             seconds["relay: COPY source -> staging"] -= seconds["relay: read back count"]
+            cpu["relay: COPY source -> staging"] -= cpu["relay: read back count"]
         busy = 0.0  # time at least one lane had a chunk in hand
         end = 0.0
         for start, stop in sorted(self.chunks):
@@ -210,7 +263,10 @@ class _Profile:
             f"sum of chunk times {sum(b - a for a, b in self.chunks):.1f}s, no chunk in hand {wall - busy:.1f}s"
         ]
         for stage, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
-            lines.append(f"    {stage:<34} {value:7.2f}s  {self.calls[stage]:>5} calls")
+            lines.append(
+                f"    {stage:<34} {value:7.2f}s  {self.calls[stage]:>5} calls, Postgres CPU {cpu.get(stage, 0.0):6.2f}s"
+            )
+        lines.append(f"    {'Postgres CPU in the statements above':<34} {sum(cpu.values()):7.2f}s")
         return lines
 
 
@@ -241,14 +297,17 @@ def _ours(warehouse: str, source: str, out: Any) -> None:
     clock = background.SimulatedClock(NIGHT - timedelta(hours=1))
     background.create(engine, source, days=DAYS, chunk_size=CHUNK, clock=clock)
     seconds, rows, nights, errors = 0.0, 0, [], {}
+    cpu = _MachineCpu()
     for night in range(1, DAYS + 2):
         if all(p.status == "completed" for p in background.status(engine, clock=clock)):
             break
         clock.set(NIGHT + timedelta(days=night - 1))  # the default window opens at 19:00 UTC
         started = time.perf_counter()
+        cpu.start()
         results = background.tick(engine, source, clock=clock)
         clock.advance(background.TICK_INTERVAL)
         results += background.tick(engine, source, clock=clock)
+        cpu.stop()
         spent = time.perf_counter() - started
         moved = sum(r.rows_moved + r.delta_rows for r in results)
         errors.update({r.entity: r.reason for r in results if r.outcome == "error"})
@@ -263,7 +322,7 @@ def _ours(warehouse: str, source: str, out: Any) -> None:
     core_state = {entity: background.core_checksum(engine, entity) for entity in LOAD_ORDER}
     out.put({"seconds": seconds, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": errors, "nights": nights,
              "completed": all(status == "completed" for status in done.values()),
-             "equal": source_state == core_state})  # fmt: skip
+             "equal": source_state == core_state, **cpu.result()})  # fmt: skip
 
 
 def _ceiling(warehouse: str, source: str, out: Any) -> None:
@@ -276,6 +335,8 @@ def _ceiling(warehouse: str, source: str, out: Any) -> None:
 
     erp.create_schema(warehouse)
     rows = 0
+    cpu = _MachineCpu()
+    cpu.start()
     started = time.perf_counter()
     with (
         psycopg.connect(db.libpq_uri(make_url(source))) as src,
@@ -292,7 +353,9 @@ def _ceiling(warehouse: str, source: str, out: Any) -> None:
             dst.commit()
             rows += dst.execute(f"SELECT count(*) FROM ifsapp.{entity}").fetchone()[0]  # type: ignore[index]
         dst.commit()
-    out.put({"seconds": time.perf_counter() - started, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}})
+    seconds = time.perf_counter() - started
+    cpu.stop()
+    out.put({"seconds": seconds, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}, **cpu.result()})
 
 
 def _floor(warehouse: str, source: str, out: Any) -> None:
@@ -313,6 +376,13 @@ def _floor(warehouse: str, source: str, out: Any) -> None:
     from sync_pipelines.lib.load import SYSTEM_COLUMNS
 
     rows = 0
+    spent: dict[str, float] = {}
+
+    def stage_cpu(stage: str, pids: tuple[int, int], since: float) -> float:
+        now = sum(map(_process_cpu, pids))
+        spent[stage] = spent.get(stage, 0.0) + now - since
+        return now
+
     with (
         psycopg.connect(db.libpq_uri(make_url(source))) as src,
         psycopg.connect(db.libpq_uri(make_url(warehouse))) as dst,
@@ -324,12 +394,17 @@ def _floor(warehouse: str, source: str, out: Any) -> None:
                 like = f"{table.schema}.{table.name}" if table is not None else "bridge.audit_log"
                 dst.execute(f"CREATE TABLE floor.{kind}_{entity} (LIKE {like} INCLUDING ALL)")
         dst.commit()
+        cpu = _MachineCpu()
+        cpu.start()
         started = time.perf_counter()
         for entity in SOURCES:
             spec = SPECS[entity]
             batch, account = uuid.uuid4(), uuid.uuid4()
             chunk = erp_source.Chunk(src, entity, after=0, until=None, limit=10**12)
+            pids = (src.info.backend_pid, dst.info.backend_pid)
+            mark = sum(map(_process_cpu, pids))
             chunk.relay(dst, sql.Identifier("floor", f"staging_{entity}"), batch, account)
+            mark = stage_cpu("relay: COPY source -> staging", pids, mark)
             targets = [m for m in spec.mappings if m.target_field != "_source_updated_at"]
             typed = [
                 sql.SQL("(raw->>{})::{}").format(sql.Literal(m.source_field), sql.SQL(m.data_type)) for m in targets
@@ -345,6 +420,7 @@ def _floor(warehouse: str, source: str, out: Any) -> None:
                     staging=sql.Identifier("floor", f"staging_{entity}"),
                 )
             )
+            mark = stage_cpu("INSERT typed core rows", pids, mark)
             audited = [m.target_field for m in targets if m.target_field not in SYSTEM_COLUMNS]
             dst.execute(
                 sql.SQL(
@@ -361,8 +437,15 @@ def _floor(warehouse: str, source: str, out: Any) -> None:
                 )
             )
             dst.commit()
+            stage_cpu("INSERT audit rows, commit", pids, mark)
             rows += chunk.rows
-    out.put({"seconds": time.perf_counter() - started, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}})
+        seconds = time.perf_counter() - started
+        cpu.stop()
+    if PROFILE:
+        print("  floor profile (Postgres CPU, the source's too for the relay):", flush=True)
+        for stage, value in spent.items():
+            print(f"    {stage:<34} Postgres CPU {value:6.2f}s", flush=True)
+    out.put({"seconds": seconds, "rows": rows, "rss_mb": _peak_rss_mb(), "errors": {}, **cpu.result()})
 
 
 def _dlt(warehouse: str, source: str, out: Any) -> None:
@@ -385,7 +468,9 @@ def _dlt(warehouse: str, source: str, out: Any) -> None:
 
     tables = list(SOURCES)
     backend_kwargs = {"conn": dlt_url(make_url(source))} if DLT_BACKEND == "connectorx" else None
+    cpu = _MachineCpu()
     with tempfile.TemporaryDirectory(prefix="bench_erp_dlt_") as workdir:
+        cpu.start()
         started = time.perf_counter()
         engine = sa.create_engine(source)
         data = sql_database(engine, schema=SOURCE_SCHEMA, table_names=tables, backend=DLT_BACKEND,  # type: ignore[arg-type]
@@ -401,6 +486,7 @@ def _dlt(warehouse: str, source: str, out: Any) -> None:
         info = pipeline.run(data, loader_file_format=DLT_FORMAT)  # type: ignore[arg-type]
         info.raise_on_failed_jobs()
         seconds = time.perf_counter() - started
+        cpu.stop()
         trace = pipeline.last_trace
         steps = {step.step: round((step.finished_at - step.started_at).total_seconds(), 1) for step in trace.steps}
         engine.dispose()
@@ -411,7 +497,7 @@ def _dlt(warehouse: str, source: str, out: Any) -> None:
             count = conn.execute(f"SELECT count(*) FROM erp.{t}").fetchone()[0]  # type: ignore[index]
             landed[t] = (int(count), erp_source.checksum(conn, f"erp.{t}"))
     out.put({"seconds": seconds, "rows": sum(n for n, _ in landed.values()), "rss_mb": _peak_rss_mb(), "errors": {},
-             "steps": steps, "equal": landed == source_state})  # fmt: skip
+             "steps": steps, "equal": landed == source_state, **cpu.result()})  # fmt: skip
 
 
 def _measure(target: Any, warehouse: str, source: str) -> dict[str, Any]:
@@ -452,7 +538,9 @@ def main() -> None:
                 runs[name].append(r)
                 print(
                     f"round {round_no} {name:<8} {size:>10,} rows: {r['rows']:>10,} moved in {r['seconds']:7.1f}s = "
-                    f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['rss_mb']:.0f} MB"
+                    f"{r['rows'] / r['seconds']:>9,.0f} rows/s, peak RSS {r['rss_mb']:.0f} MB, machine CPU "
+                    f"{r['cpu_busy']:.1f}s busy = {r['cpu_busy'] / r['seconds']:.2f} of {os.cpu_count()} cores "
+                    f"({1e6 * r['cpu_busy'] / r['rows']:.0f} µs a row), {r['cpu_iowait']:.1f}s I/O wait"
                     + (f", errors {r['errors']}" if r["errors"] else ""),
                     flush=True,
                 )

@@ -17,10 +17,11 @@ One `bridge.background_sync_schedule` row per table drives it:
   they commit in order, so the checkpoint is never ahead of a commit, and a chunk that fails rolls the one
   behind it back too.
 - A tick works on two tables at once (`TABLES_AT_ONCE`): the next table in load order starts reading once
-  this one has read all it will read tonight (its last chunk is in staging), and its chunks write nothing
-  another table could write (DLQ rows, core) until this table is done. So the next table's relay and
-  normalising overlap this table's last upsert, core still sees the tables' commits in load order (parents
-  before their children), and each table keeps its own lock, transactions and checkpoint.
+  this one has read all it will read tonight (its last chunk is in staging), so the source serves one table's
+  reads at a time. A child table (order lines) writes nothing to the DLQ or core until its parent's turn in
+  the tick is done, so its relay and normalising overlap the parent's last upsert and core sees a parent's
+  commits before its children's; a table with no parent in the tick upserts beside the table before it. Each
+  table keeps its own lock, transactions and checkpoint.
 - When the pass has read everything up to its ceiling, the table switches to the delta path
   (`rowversion > erp_sync_state.last_sync_rowversion`): rows changed during the multi-day pass moved
   above the ceiling, and the delta catches every one of them up.
@@ -510,7 +511,8 @@ def run_entities(
 ) -> Iterator[TickResult]:
     """`run_entity` for each table with a schedule, in load order, yielding each result in that order as it is
     ready. Up to `TABLES_AT_ONCE` tables at once: table i+1 starts once table i has read from the source all it
-    will read this tick, and its chunks wait for table i to finish before they touch core. `on_chunk` is called
+    will read this tick, and a child table's chunks wait for its parent's turn to finish before they touch
+    core (a table whose parent is not in the tick, or that has none, waits for no one). `on_chunk` is called
     on the caller's thread; if it raises (or the caller stops iterating), every table stops after the chunk it
     has in hand: committed chunks and checkpoints stay, the rest rolls back, and the exception propagates."""
     clock = clock or SystemClock()
@@ -524,11 +526,11 @@ def run_entities(
     stop = threading.Event()
     turns: list[_Turn] = []
 
-    def run(turn: _Turn, before: _Turn | None) -> TickResult:
+    def run(turn: _Turn, parents: list[_Turn]) -> TickResult:
         def gate() -> None:
-            if before is not None:
-                before.finished.wait()
-            if stop.is_set() or (before is not None and before.raised):
+            for parent in parents:
+                parent.finished.wait()
+            if stop.is_set() or any(parent.raised for parent in parents):
                 raise _TickStopped
 
         def chunk_moved(entity: str, rows: int) -> None:
@@ -559,7 +561,9 @@ def run_entities(
                     and sum(1 for t in turns if not t.done) < TABLES_AT_ONCE
                 ):
                     turn = _Turn(chosen[len(turns)])
-                    turn.future = pool.submit(run, turn, turns[-1] if turns else None)
+                    parent = SPECS[turn.entity].parent
+                    parents = [t for t in turns if parent is not None and t.entity == parent.entity]
+                    turn.future = pool.submit(run, turn, parents)
                     turns.append(turn)
                 while yielded < len(turns) and turns[yielded].done:
                     future = turns[yielded].future
@@ -611,7 +615,7 @@ def run_entity(
     read_done: Callable[[], None] | None = None,
 ) -> TickResult:
     """One table's share of a tick. `gate` is called before each chunk first touches core (run_entities: the
-    table before this one has finished); `read_done` once the table will read nothing more from the source
+    table's parent has finished its turn); `read_done` once the table will read nothing more from the source
     for the pass this tick."""
     with db.raw_connection(engine.url, autocommit=True) as conn:
         _watch_client(conn)
@@ -779,8 +783,8 @@ def _pass_chunk(
 
     try:
         with lane.transaction():
-            # Every chunk waits at the gate (the table before this one in the tick has finished) before it
-            # writes a DLQ row: a parent table releasing its children can write the child table's DLQ rows.
+            # Every chunk waits at the gate (its parent table's turn in the tick has finished) before it writes
+            # a DLQ row: a parent table releasing its children can write the child table's DLQ rows.
             moved, batch_id, counts = _move_chunk(lane, chunk, ctx, on_staged=staged.set, before_apply=after_previous,
                                                   before_validate=gate)  # fmt: skip
             if moved:

@@ -501,6 +501,41 @@ def test_sigkill_with_two_tables_in_flight_then_a_rerun_ends_with_core_equal_to_
         assert fetched == counts[entity]  # every row moved exactly once
 
 
+def test_a_table_with_no_parent_upserts_and_commits_while_the_table_before_it_is_still_upserting(
+    database_url: URL, erp_url: URL
+) -> None:
+    """Tables overlap beyond the relay: only a child waits for its parent, so inventory (no parent) lands in
+    core while the orders before it in load order wait at their upsert."""
+    erp.generate(erp_url, seed=SEED, scale=2000)
+    engine = db.get_engine(database_url)
+    first, independent = "customer_order", "inventory_transaction_hist"
+    counts = erp.row_counts(erp_url)
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, [first, independent], timezone=TZ, days=1,
+                      chunk_size=max(counts[first], counts[independent]), clock=clock)  # fmt: skip
+    clock.set(_night_start(0))
+    done_sql = "SELECT rows_done FROM bridge.background_sync_schedule WHERE entity_name = :e"
+    results: list[background.TickResult] = []
+    lock_conn = psycopg.connect(db.libpq_uri(database_url))
+    try:
+        lock_conn.execute(f"LOCK TABLE core.{SPECS[first].core.name} IN SHARE MODE")  # the orders' upsert waits
+        ticking = threading.Thread(target=lambda: results.extend(background.tick(engine, erp_url, clock=clock)))
+        ticking.start()
+        deadline = walltime.monotonic() + 60
+        while scalar(database_url, done_sql, {"e": independent}) != counts[independent]:
+            assert ticking.is_alive() and walltime.monotonic() < deadline, results
+            walltime.sleep(0.02)
+        assert scalar(database_url, done_sql, {"e": first}) == 0
+        assert scalar(database_url, f"SELECT count(*) FROM core.{SPECS[independent].core.name}") == counts[independent]
+    finally:
+        lock_conn.rollback()
+        lock_conn.close()
+    ticking.join(60)
+    assert [(r.entity, r.outcome) for r in results] == [(first, "moved"), (independent, "moved")]  # in load order
+    state, source = core_state(database_url), source_state(erp_url)
+    assert {e: state[e] for e in (first, independent)} == {e: source[e] for e in (first, independent)}
+
+
 def test_an_interrupt_from_on_chunk_stops_every_table_of_the_tick_at_a_commit_and_the_next_tick_goes_on(
     database_url: URL, erp_url: URL
 ) -> None:
