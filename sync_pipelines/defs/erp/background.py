@@ -842,6 +842,15 @@ def _run_pass(
     with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="erp-lane") as pool:
         try:
             while True:
+                # Whether tonight's share is all read is known before a lane is free: the table says so at once
+                # (read_done below) while its chunks still upsert, so the next table's relay overlaps them.
+                quota_left = per_day - planned_today
+                if quota_left <= 0:
+                    if not source.has_rows(erp, entity, after, checkpoint.until):
+                        finished = True
+                    else:
+                        stop_reason = "tonight's quota is met"
+                    break
                 if len(in_flight) == len(lanes):
                     collect()  # frees the lane the next chunk is about to use
                 now = clock.now()
@@ -851,13 +860,6 @@ def _run_pass(
                 current = _read(conn, entity)
                 if current is None or current["status"] != "active":
                     result.reason = "paused" if current and current["status"] == "paused" else "no longer active"
-                    break
-                quota_left = per_day - planned_today
-                if quota_left <= 0:
-                    if not source.has_rows(erp, entity, after, checkpoint.until):
-                        finished = True
-                    else:
-                        stop_reason = "tonight's quota is met"
                     break
                 limit = min(chunk_size, quota_left)
                 chunk = source.Chunk(erp, entity, after, checkpoint.until, limit)

@@ -504,15 +504,17 @@ def test_sigkill_with_two_tables_in_flight_then_a_rerun_ends_with_core_equal_to_
 def test_a_table_with_no_parent_upserts_and_commits_while_the_table_before_it_is_still_upserting(
     database_url: URL, erp_url: URL
 ) -> None:
-    """Tables overlap beyond the relay: only a child waits for its parent, so inventory (no parent) lands in
-    core while the orders before it in load order wait at their upsert."""
+    """Tables overlap beyond the relay: once the orders have read their last chunk (both lanes busy, the first
+    chunk waiting at its upsert) inventory starts reading, and as only a child waits for its parent, inventory
+    (no parent) lands in core while the orders before it in load order still wait."""
     erp.generate(erp_url, seed=SEED, scale=2000)
     engine = db.get_engine(database_url)
     first, independent = "customer_order", "inventory_transaction_hist"
     counts = erp.row_counts(erp_url)
     clock = SimulatedClock(NOON)
+    # The orders' night is two chunks, one per lane.
     background.create(engine, erp_url, [first, independent], timezone=TZ, days=1,
-                      chunk_size=max(counts[first], counts[independent]), clock=clock)  # fmt: skip
+                      chunk_size=-(-counts[first] // 2), clock=clock)  # fmt: skip
     clock.set(_night_start(0))
     done_sql = "SELECT rows_done FROM bridge.background_sync_schedule WHERE entity_name = :e"
     results: list[background.TickResult] = []
