@@ -800,6 +800,13 @@ def _pass_chunk(
     return moved, batch_id, counts
 
 
+def _inactive_reason(row: dict[str, Any] | None) -> str | None:
+    """Why a pass must not start another chunk on this schedule row, or None while it is active."""
+    if row is not None and row["status"] == "active":
+        return None
+    return "paused" if row is not None and row["status"] == "paused" else "no longer active"
+
+
 def _run_pass(
     conn: psycopg.Connection,
     lanes: list[psycopg.Connection],
@@ -826,7 +833,7 @@ def _run_pass(
     after = checkpoint.after
     in_flight: deque[_InFlight] = deque()
     submitted = 0
-    finished = False
+    finished = share_read = False
     stop_reason: str | None = None
 
     def collect() -> None:
@@ -844,12 +851,10 @@ def _run_pass(
             while True:
                 # Whether tonight's share is all read is known before a lane is free: the table says so at once
                 # (read_done below) while its chunks still upsert, so the next table's relay overlaps them.
+                # What that means for the pass is decided once they have committed (below).
                 quota_left = per_day - planned_today
                 if quota_left <= 0:
-                    if not source.has_rows(erp, entity, after, checkpoint.until):
-                        finished = True
-                    else:
-                        stop_reason = "tonight's quota is met"
+                    share_read = True
                     break
                 if len(in_flight) == len(lanes):
                     collect()  # frees the lane the next chunk is about to use
@@ -857,9 +862,9 @@ def _run_pass(
                 if now >= window.end:
                     stop_reason = "the window closed"
                     break
-                current = _read(conn, entity)
-                if current is None or current["status"] != "active":
-                    result.reason = "paused" if current and current["status"] == "paused" else "no longer active"
+                inactive = _inactive_reason(_read(conn, entity))
+                if inactive is not None:
+                    result.reason = inactive
                     break
                 limit = min(chunk_size, quota_left)
                 chunk = source.Chunk(erp, entity, after, checkpoint.until, limit)
@@ -888,6 +893,15 @@ def _run_pass(
         finally:
             # On an error the chunks still in flight commit or roll back before their connections close.
             wait([item.future for item in in_flight])
+    if share_read:
+        # A pause that came while tonight's last chunks committed holds, as it would before any other chunk.
+        inactive = _inactive_reason(_read(conn, entity))
+        if inactive is not None:
+            result.reason = inactive
+        elif not source.has_rows(erp, entity, after, checkpoint.until):
+            finished = True
+        else:
+            stop_reason = "tonight's quota is met"
     if stop_reason is not None:
         _stop(conn, entity, window, row, clock.now(), result, stop_reason)
     if not finished:

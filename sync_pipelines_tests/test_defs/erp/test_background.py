@@ -246,6 +246,30 @@ def test_pause_and_resume(database_url: URL, erp_url: URL) -> None:
     assert rest.rows_moved == _progress(engine, clock)[entity].rows_per_day - 100
 
 
+def test_a_pause_while_the_last_chunks_of_the_pass_commit_leaves_the_table_paused(
+    database_url: URL, erp_url: URL
+) -> None:
+    """The pass's last two chunks are both in staging (tonight's share read) when the pause comes: they commit,
+    and the table stays paused rather than completing and going on to its delta."""
+    erp.generate(erp_url, seed=SEED, scale=1000)
+    engine = db.get_engine(database_url)
+    entity = "inventory_transaction_hist"
+    total = erp.row_counts(erp_url)[entity]
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, [entity], timezone=TZ, days=1, chunk_size=-(-total // 2), clock=clock)
+    clock.set(_night_start(0))
+    (stopped,) = background.tick(engine, erp_url, [entity], clock=clock,
+                                 on_chunk=lambda e, _n: background.pause(engine, [e]))  # fmt: skip
+    assert (stopped.reason, stopped.rows_moved) == ("paused", total)
+    progress = _progress(engine, clock)[entity]
+    assert (progress.status, progress.rows_done) == ("paused", total)
+    background.resume(engine, [entity])
+    clock.advance(background.TICK_INTERVAL)
+    background.tick(engine, erp_url, [entity], clock=clock)
+    assert _progress(engine, clock)[entity].status == "completed"
+    assert core_state(database_url)[entity] == source_state(erp_url)[entity]
+
+
 def test_unreachable_source_at_window_start_marks_the_schedule_in_error_and_the_next_tick_retries(
     database_url: URL, erp_url: URL
 ) -> None:
