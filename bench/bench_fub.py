@@ -7,6 +7,10 @@ with its rate limit off, into fresh databases on the same embedded Postgres:
            in SQL, validate, upsert into core with audit rows, cursor and batch rows, one transaction per 2,000 records;
 - ceiling: the same client and paging (`FubClient.window_pages`, pages prefetched on a thread as ours does),
            each record COPYed raw into a one-jsonb-column table, one transaction per 2,000 records, nothing else;
+- floor:   the least ours' path must write, on ours' concurrency (see `_prepare_floor`): the production staging
+           COPY, a plain INSERT of the typed core row and its CREATE audit row, two batches in flight;
+- floor+guard: the floor plus each record's checks, its DLQ row if it fails and an idempotent upsert behind the
+           change guard, in one statement (what the product promises per record, without ours' bookkeeping);
 - dlt:     dlt's `rest_api` source (Basic auth + X-System headers, `_metadata.nextLink` paginator, data selector
            "people", merge on "id", `max_table_nesting=0`: nested lists stay json, as our `data` column does)
            into its postgres destination.
@@ -340,6 +344,162 @@ def _prepare_ceiling(base_url: str, db_url: str, options: dict[str, Any]) -> Cal
     return run
 
 
+def _prepare_floor(base_url: str, db_url: str, options: dict[str, Any]) -> Callable[[], tuple[int, dict]]:
+    """The least ours' load path must write per record, on the same concurrency as ours and nothing else: the
+    same client, paging and prefetch thread; batches of 2,000 on two connections (two batches in flight, in no
+    order, where ours commits them in order); per batch one transaction of the production staging COPY
+    (`load._copy_to_staging`: raw jsonb, id, period, md5), one INSERT of the typed core columns (the mappings'
+    extractions, cast without checks) whose RETURNING feeds one INSERT of CREATE audit rows with the values, into
+    the real tables of a migrated database. No normalise table, validation, DLQ, dedupe, ON CONFLICT or change
+    guard, old values, batch rows, cursor, call log or soft delete. It bounds ours ÷ ceiling for any engine that
+    keeps the raw record, the typed core row and its audit row.
+
+    With options["guarded"] (floor+guard) the one statement also does what the product promises for each record,
+    as ours writes it, in one pass without temp tables: every typed value checked (`pg_input_is_valid`, ours'
+    normalise plan), a record that fails goes to bridge.failed_records with its raw payload and the reasons, the
+    rest are upserted with `ON CONFLICT … DO UPDATE` behind the change guard (a rerun after a crash writes nothing
+    twice), each audit row CREATE or UPDATE. Still no dedupe, old values, batch rows, cursor or call log."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from psycopg import sql
+
+    from sync_pipelines.defs.fub.client import FubClient
+    from sync_pipelines.defs.fub.declaration import FUB
+    from sync_pipelines.lib import accounts, db, load
+    from sync_pipelines.lib.load import LoadContext
+    from sync_pipelines.lib.mappings import DATA_TYPES, _extract, normalise_plan
+    from sync_pipelines.lib.sync import _prefetch
+    from sync_pipelines.sandbox.fub import SYSTEM, SYSTEM_KEY
+
+    engine = db.get_engine(db_url)
+    account = accounts.get_account(engine, "fub", ACCOUNT)
+    engine.dispose()
+    spec = FUB.specs["people"]
+    ctx = LoadContext(integration="fub", account_id=account.id, sync_type="backfill")
+    raw = sql.SQL("s.raw")
+    targets = list(spec.mappings)
+    typed = [
+        _extract(m, raw) if m.data_type in ("text", "jsonb")
+        else sql.SQL("{}::{}").format(_extract(m, raw), sql.SQL(DATA_TYPES[m.data_type]))
+        for m in targets
+    ]  # fmt: skip
+    # What ours' audit rows hold: the record's id, period and every mapped column.
+    audited = ["source_id", "period_key", *(m.target_field for m in targets if m.target_field != "source_id")]
+    names = {
+        "core": sql.Identifier(spec.core.schema, spec.core.name),
+        "staging": sql.Identifier(spec.staging.schema, spec.staging.name),
+        "columns": sql.SQL(", ").join(sql.Identifier(m.target_field) for m in targets),
+        "typed": sql.SQL(", ").join(typed),
+        "pairs": sql.SQL(", ").join(sql.SQL("{}, t.{}").format(sql.Literal(c), sql.Identifier(c)) for c in audited),
+    }
+    if not options.get("guarded"):
+        statement = sql.SQL(
+            """
+            WITH up AS (
+                INSERT INTO {core} (account_id, period_key, {columns}, _row_hash, _batch_id)
+                SELECT s.account_id, s.period_key, {typed}, s._raw_hash, s._batch_id FROM {staging} s
+                WHERE s._batch_id = %(batch)s
+                RETURNING *
+            )
+            INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
+                                          batch_id, new_value)
+            SELECT 'CREATE', 'fub', 'people', t.id, t.source_id, t.account_id, t._batch_id,
+                   jsonb_build_object({pairs})
+            FROM up t
+            """
+        ).format(**names)
+    else:
+        plan = normalise_plan(targets, raw)
+        statement = sql.SQL(
+            """
+            WITH x AS (
+                SELECT e.*, {checks} FROM (
+                    SELECT s._row_id, s.source_id AS _staged_source_id, s.account_id, s.period_key, s._raw_hash,
+                           s._batch_id, {extracts}
+                    FROM {staging} s WHERE s._batch_id = %(batch)s OFFSET 0
+                ) e OFFSET 0
+            ), n AS (
+                SELECT x._row_id, x._staged_source_id, x.account_id, x.period_key, x._raw_hash, x._batch_id,
+                       {normalised}, {errors} AS _errors
+                FROM x OFFSET 0
+            ), bad AS (
+                INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id,
+                                                   raw_data, stage_failed, error_message)
+                SELECT n._batch_id, 'fub', n.account_id, 'people', n._staged_source_id, s.raw, 'validation',
+                       array_to_string(n._errors, '; ')
+                FROM n JOIN {staging} s ON s._row_id = n._row_id WHERE cardinality(n._errors) > 0
+                RETURNING 1
+            ), up AS (
+                INSERT INTO {core} AS t (account_id, period_key, {columns}, _row_hash, _batch_id)
+                SELECT n.account_id, n.period_key, {columns_of_n}, n._raw_hash, n._batch_id
+                FROM n WHERE cardinality(n._errors) = 0
+                ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
+                WHERE t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL
+                RETURNING t.*, (t.xmax = 0) AS _inserted
+            )
+            INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
+                                          batch_id, new_value)
+            SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, 'fub', 'people', t.id, t.source_id,
+                   t.account_id, t._batch_id, jsonb_build_object({pairs})
+            FROM up t
+            """
+        ).format(
+            checks=sql.SQL(", ").join(plan.checks) if plan.checks else sql.SQL("true AS _no_checks"),
+            extracts=sql.SQL(", ").join(plan.extracts),
+            normalised=sql.SQL(", ").join(plan.columns),
+            errors=plan.errors,
+            columns_of_n=sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(m.target_field)) for m in targets),
+            updates=sql.SQL(", ").join(
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                for c in ("period_key", *(m.target_field for m in targets), "_row_hash", "_batch_id")
+                if c != "source_id"
+            ),
+            **names,
+        )
+
+    def run() -> tuple[int, dict]:
+        client = FubClient(base_url, API_KEY, SYSTEM, SYSTEM_KEY)
+        loaded = 0
+        with (
+            db.raw_connection(db_url) as first,
+            db.raw_connection(db_url) as second,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="floor-lane") as lanes,
+        ):
+            connections = [first, second]
+            in_flight: list[Any] = []
+
+            def load_one(conn: Any, records: list[dict]) -> int:
+                batch_id = load.new_id()
+                with conn.transaction():
+                    load._copy_to_staging(conn, spec, ctx, batch_id, records)
+                    conn.execute(statement, {"batch": batch_id})
+                return len(records)
+
+            pending: list[dict] = []
+            submitted = 0
+
+            def flush() -> None:
+                nonlocal pending, submitted, loaded
+                if len(in_flight) == len(connections):
+                    loaded += in_flight.pop(0).result()
+                in_flight.append(lanes.submit(load_one, connections[submitted % 2], pending))
+                submitted += 1
+                pending = []
+
+            # run_pages' prefetch depth, as ours has it
+            for page in _prefetch(client.window_pages("people", None, None, None), 64):
+                pending.extend(page.records)
+                if len(pending) >= BATCH:
+                    flush()
+            if pending:
+                flush()
+            for future in in_flight:
+                loaded += future.result()
+        return loaded, {"pages": client.stats.pages}
+
+    return run
+
+
 def dlt_config(base_url: str) -> dict[str, Any]:
     """The FUB people endpoint as a dlt `rest_api` source."""
     from sync_pipelines.sandbox.fub import SYSTEM, SYSTEM_KEY
@@ -394,6 +554,8 @@ PREPARE: dict[str, Callable[[str, str, dict[str, Any]], Callable[[], tuple[int, 
     "ours-base": lambda base_url, db_url, options: _prepare_ours(base_url, db_url, {**options, "base": True}),
     "ceiling-base": lambda base_url, db_url, options: _prepare_ceiling(base_url, db_url, {**options, "base": True}),
     "ceiling": _prepare_ceiling,
+    "floor": _prepare_floor,
+    "floor+guard": lambda base_url, db_url, options: _prepare_floor(base_url, db_url, {**options, "guarded": True}),
     "dlt": _prepare_dlt,
 }
 
@@ -603,7 +765,7 @@ def _setup(kind: str, name: str) -> str:
     from sync_pipelines.lib import accounts, db, migrations
 
     url = _fresh_database(name)
-    if kind.startswith("ours"):
+    if kind.startswith(("ours", "floor")):
         migrations.upgrade(url)
         engine = db.get_engine(url)
         accounts.upsert_account(engine, "fub", ACCOUNT, {"api_key": API_KEY})
@@ -850,7 +1012,7 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base", "ceiling", "ceiling-base", "dlt")
+KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base", "floor", "floor+guard", "ceiling", "ceiling-base", "dlt")
 OURS_KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base")
 
 
@@ -909,6 +1071,16 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
                 cells.append("n/a")
             cells.append(f"{ours.rss_mb:.0f} MB {_verdict(ours.rss_mb < TARGET_RSS_MB)}")
             print(f"| {size:,} | {kind} | " + " | ".join(cells) + " |")
+    for size in sizes:
+        for name in ("floor", "floor+guard"):
+            floor, ceiling, ours = (results.get((k, size)) for k in (name, "ceiling", "ours"))
+            if floor and floor.landed and ceiling and ceiling.landed:
+                line = (
+                    f"\n{name} at {size:,}: {floor.rate:,.0f} records/s = {floor.rate / ceiling.rate:.2f} x the ceiling"
+                )
+                if ours and ours.landed:
+                    line += f"; ours = {ours.rate / floor.rate:.2f} x {name}"
+                print(line)
     for kind in OURS_KINDS:
         rss = {size: m.rss_mb for (k, size), m in results.items() if k == kind and m.landed}
         if len(rss) >= 2:
@@ -1014,7 +1186,16 @@ def main() -> None:
         # the machine's speed during the run weighs on each of them alike; each reports its median run.
         for size, turn in ((s, turn) for s in sorted(SIZES) for turn in range(REPEAT[s])):
             sandbox = sandbox_for(size)
-            for kind in ("ours+analyze", "ours", "ours-nolog", "ours-base", "ceiling", "ceiling-base"):
+            for kind in (
+                "ours+analyze",
+                "ours",
+                "ours-nolog",
+                "ours-base",
+                "floor",
+                "floor+guard",
+                "ceiling",
+                "ceiling-base",
+            ):
                 if kind in ONLY:
                     limit = 7200.0
                     if kind == "ours":
