@@ -11,6 +11,8 @@ with its rate limit off, into fresh databases on the same embedded Postgres:
            COPY, a plain INSERT of the typed core row and its CREATE audit row, two batches in flight;
 - floor+guard: the floor plus each record's checks, its DLQ row if it fails and an idempotent upsert behind the
            change guard, in one statement (what the product promises per record, without ours' bookkeeping);
+- floor+guard+order: floor+guard whose statement waits for the batch before to commit, as ours' upsert does
+           (the cursor is never ahead of a commit);
 - dlt:     dlt's `rest_api` source (Basic auth + X-System headers, `_metadata.nextLink` paginator, data selector
            "people", merge on "id", `max_table_nesting=0`: nested lists stay json, as our `data` column does)
            into its postgres destination.
@@ -468,10 +470,12 @@ def _prepare_floor(base_url: str, db_url: str, options: dict[str, Any]) -> Calla
             connections = [first, second]
             in_flight: list[Any] = []
 
-            def load_one(conn: Any, records: list[dict]) -> int:
+            def load_one(conn: Any, records: list[dict], previous: Any) -> int:
                 batch_id = load.new_id()
                 with conn.transaction():
                     load._copy_to_staging(conn, spec, ctx, batch_id, records)
+                    if previous is not None:
+                        previous.result()  # floor+guard+order: core only after the batch before has committed
                     conn.execute(statement, {"batch": batch_id})
                 return len(records)
 
@@ -482,7 +486,8 @@ def _prepare_floor(base_url: str, db_url: str, options: dict[str, Any]) -> Calla
                 nonlocal pending, submitted, loaded
                 if len(in_flight) == len(connections):
                     loaded += in_flight.pop(0).result()
-                in_flight.append(lanes.submit(load_one, connections[submitted % 2], pending))
+                previous = in_flight[-1] if in_flight and options.get("ordered") else None
+                in_flight.append(lanes.submit(load_one, connections[submitted % 2], pending, previous))
                 submitted += 1
                 pending = []
 
@@ -556,6 +561,9 @@ PREPARE: dict[str, Callable[[str, str, dict[str, Any]], Callable[[], tuple[int, 
     "ceiling": _prepare_ceiling,
     "floor": _prepare_floor,
     "floor+guard": lambda base_url, db_url, options: _prepare_floor(base_url, db_url, {**options, "guarded": True}),
+    "floor+guard+order": lambda base_url, db_url, options: _prepare_floor(
+        base_url, db_url, {**options, "guarded": True, "ordered": True}
+    ),
     "dlt": _prepare_dlt,
 }
 
@@ -1012,7 +1020,18 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base", "floor", "floor+guard", "ceiling", "ceiling-base", "dlt")
+KINDS = (
+    "ours",
+    "ours+analyze",
+    "ours-nolog",
+    "ours-base",
+    "floor",
+    "floor+guard",
+    "floor+guard+order",
+    "ceiling",
+    "ceiling-base",
+    "dlt",
+)
 OURS_KINDS = ("ours", "ours+analyze", "ours-nolog", "ours-base")
 
 
@@ -1072,7 +1091,7 @@ def report(results: dict[tuple[str, int], Measurement], notes: list[str]) -> Non
             cells.append(f"{ours.rss_mb:.0f} MB {_verdict(ours.rss_mb < TARGET_RSS_MB)}")
             print(f"| {size:,} | {kind} | " + " | ".join(cells) + " |")
     for size in sizes:
-        for name in ("floor", "floor+guard"):
+        for name in ("floor", "floor+guard", "floor+guard+order"):
             floor, ceiling, ours = (results.get((k, size)) for k in (name, "ceiling", "ours"))
             if floor and floor.landed and ceiling and ceiling.landed:
                 line = (
@@ -1193,6 +1212,7 @@ def main() -> None:
                 "ours-base",
                 "floor",
                 "floor+guard",
+                "floor+guard+order",
                 "ceiling",
                 "ceiling-base",
             ):
