@@ -5,7 +5,10 @@
     ->  one set-based upsert into core with a change guard  ->  audit rows  ->  children whose parent
     just landed  ->  sync_batches metrics  ->  the cursor in bridge.sync_state
 
-All of it commits together, so the cursor can never get ahead of the rows it covers.
+All of it commits together, so the cursor can never get ahead of the rows it covers. A batch of records in
+which no id repeats and no row can wait for a parent (most of them) does the steps from normalise to the audit
+rows in one statement; the others go through temp tables that dedupe and hold orphans, and so does a relayed
+chunk (ERP), which normalises and validates before it waits for the chunk ahead of it to commit.
 """
 
 from __future__ import annotations
@@ -359,35 +362,24 @@ def _load_rows(
     # statement for longer than it then runs.
     conn.execute("SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)")
     mappings = read_mappings(conn, spec)
-    plan = normalise_plan(mappings, sql.SQL("s.raw"))
     targets = [m.target_field for m in mappings]
     data_columns = [t for t in targets if t not in SYSTEM_COLUMNS]
+    normalised = _normalise_query(spec, mappings)
+    # Staging saw the records' ids (spec.id_field); a mapping that takes source_id from elsewhere could repeat.
+    id_mapped_as_staged = any(m.target_field == "source_id" and m.source_field == spec.id_field for m in mappings)
+    if stager is None and spec.parent is None and id_mapped_as_staged and not staged.repeated_ids:
+        # Nothing to dedupe and no orphan to hold: one statement from staging to core (see _load_in_one_statement).
+        counts.without_id = staged.without_id or 0
+        if before_validate is not None:
+            before_validate()
+        if before_apply is not None:
+            before_apply()
+        _load_in_one_statement(conn, spec, ctx, batch_id, normalised, data_columns, counts)
+        _keep_statistics(conn, spec, ctx, counts.inserted)
+        counts.children_resolved = _release_children(conn, spec, ctx)
+        return counts
     conn.execute("DROP TABLE IF EXISTS _norm, _valid")
-    # OFFSET 0 keeps each layer a separate subquery: inlined, Postgres would read every JSON path once per
-    # place that uses it (validity, cast, error message), several times per row.
-    checks = sql.SQL(", ").join(plan.checks) if plan.checks else sql.SQL("true AS _no_checks")
-    conn.execute(
-        sql.SQL(
-            """
-            CREATE TEMP TABLE _norm ON COMMIT DROP AS
-            SELECT x._row_id, x._staged_source_id, {columns}, {errors} AS _errors,
-                   coalesce(x._raw_hash, md5(x.raw::text)) || ':' || %s AS _row_hash
-            FROM (
-                SELECT e.*, {checks} FROM (
-                    SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, s._raw_hash, {extracts}
-                    FROM {staging} s WHERE s._batch_id = %s OFFSET 0
-                ) e OFFSET 0
-            ) x
-            """
-        ).format(
-            columns=sql.SQL(", ").join(plan.columns),
-            errors=plan.errors,
-            checks=checks,
-            extracts=sql.SQL(", ").join(plan.extracts),
-            staging=_ident(spec.staging),
-        ),
-        (_mappings_fingerprint(mappings), batch_id),
-    )
+    conn.execute(sql.SQL("CREATE TEMP TABLE _norm ON COMMIT DROP AS {}").format(normalised), {"batch": batch_id})
     if staged.without_id is None:  # a stager filled staging: count from what it staged, before the DLQ takes any
         row = conn.execute("SELECT count(*) FROM _norm WHERE _staged_source_id IS NULL").fetchone()
         staged.without_id = int(row[0]) if row else 0
@@ -421,8 +413,6 @@ def _load_rows(
         (batch_id, spec.integration, ctx.account_id, spec.entity, ctx.max_retries),
     ).fetchone()
     counts.failed = int(row[0]) if row else 0
-    # Staging saw the records' ids (spec.id_field); a mapping that takes source_id from elsewhere could repeat.
-    id_mapped_as_staged = any(m.target_field == "source_id" and m.source_field == spec.id_field for m in mappings)
     counts.without_id = staged.without_id
     if staged.repeated_ids or not id_mapped_as_staged:
         # The latest version of each record wins inside a batch (an overlap window can return it twice).
@@ -532,9 +522,104 @@ def _hold_orphans(
     return held
 
 
-def _upsert(
-    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, data_columns: list[str]
-) -> tuple[int, int, int]:
+def _normalise_query(spec: EntitySpec, mappings: list[FieldMapping]) -> sql.Composable:
+    """The batch's staged rows (%(batch)s) as typed columns, each row's validation errors and its row hash."""
+    plan = normalise_plan(mappings, sql.SQL("s.raw"))
+    # OFFSET 0 keeps each layer a separate subquery: inlined, Postgres would read every JSON path once per
+    # place that uses it (validity, cast, error message), several times per row.
+    return sql.SQL(
+        """
+        SELECT x._row_id, x._staged_source_id, {columns}, {errors} AS _errors,
+               coalesce(x._raw_hash, md5(x.raw::text)) || ':' || {fingerprint} AS _row_hash
+        FROM (
+            SELECT e.*, {checks} FROM (
+                SELECT s._row_id, s.source_id AS _staged_source_id, s.raw, s._raw_hash, {extracts}
+                FROM {staging} s WHERE s._batch_id = %(batch)s OFFSET 0
+            ) e OFFSET 0
+        ) x
+        """
+    ).format(
+        columns=sql.SQL(", ").join(plan.columns),
+        errors=plan.errors,
+        fingerprint=sql.Literal(_mappings_fingerprint(mappings)),
+        checks=sql.SQL(", ").join(plan.checks) if plan.checks else sql.SQL("true AS _no_checks"),
+        extracts=sql.SQL(", ").join(plan.extracts),
+        staging=_ident(spec.staging),
+    )
+
+
+def _load_in_one_statement(
+    conn: psycopg.Connection,
+    spec: EntitySpec,
+    ctx: LoadContext,
+    batch_id: uuid.UUID,
+    normalised: sql.Composable,
+    data_columns: list[str],
+    counts: BatchCounts,
+) -> None:
+    """Normalise, validate, queue the invalid rows, upsert the rest with their audit rows and resolve the open
+    DLQ rows of what loaded, in one statement: the normalised rows stay in memory between those steps instead
+    of going through temp tables, each read once more per step. Only for a batch in which no id repeats and
+    no row waits for a parent, so no two steps write the same row: a record is either queued or loaded, and
+    the DLQ rows it refreshes (its own id's) are never the ones it resolves (other ids')."""
+    upsert = _upsert_parts(conn, spec, data_columns)
+    row = conn.execute(
+        sql.SQL(
+            """
+            WITH n AS MATERIALIZED ({normalised}),
+            queued AS (
+                INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id,
+                                                   raw_data, normalized_data, stage_failed, error_message,
+                                                   max_retries, next_retry_at)
+                SELECT %(batch)s, %(integration)s, %(account)s, %(entity)s, n._staged_source_id, s.raw,
+                       to_jsonb(n) - '_errors' - '_row_id' - '_row_hash', 'validation',
+                       array_to_string(n._errors, '; '), %(max_retries)s, now() + interval '1 minute'
+                FROM n JOIN {staging} s ON s._row_id = n._row_id
+                WHERE cardinality(n._errors) > 0
+                ON CONFLICT (integration, account_id, entity_name, source_id) WHERE resolved_at IS NULL
+                DO UPDATE SET batch_id = EXCLUDED.batch_id, raw_data = EXCLUDED.raw_data,
+                              normalized_data = EXCLUDED.normalized_data, stage_failed = EXCLUDED.stage_failed,
+                              error_message = EXCLUDED.error_message, updated_at = now()
+                RETURNING 1
+            ), {upsert}, resolved AS (
+                UPDATE bridge.failed_records f
+                SET status = 'resolved', resolved_at = now(), updated_at = now(),
+                    resolution = 'loaded cleanly by batch ' || %(batch)s::text
+                WHERE f.resolved_at IS NULL AND f.integration = %(integration)s AND f.account_id = %(account)s
+                  AND f.entity_name = %(entity)s AND f.batch_id IS DISTINCT FROM %(batch)s
+                  AND f.source_id IN (SELECT v.source_id FROM n v WHERE cardinality(v._errors) = 0)
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM up WHERE _inserted), (SELECT count(*) FROM up WHERE NOT _inserted),
+                   (SELECT count(*) FROM n WHERE cardinality(n._errors) = 0),
+                   (SELECT count(*) FROM n WHERE cardinality(n._errors) > 0),
+                   (SELECT count(*) FROM audit), (SELECT count(*) FROM queued), (SELECT count(*) FROM resolved)
+            """
+        ).format(
+            normalised=normalised,
+            staging=_ident(spec.staging),
+            upsert=upsert(sql.SQL("n v WHERE cardinality(v._errors) = 0")),
+        ),
+        {
+            "account": ctx.account_id,
+            "batch": batch_id,
+            "integration": spec.integration,
+            "entity": spec.entity,
+            "max_retries": ctx.max_retries,
+        },
+    ).fetchone()
+    assert row is not None
+    inserted, updated, valid, failed = int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    counts.inserted, counts.updated, counts.unchanged = inserted, updated, valid - inserted - updated
+    counts.failed, counts.dlq_resolved = failed, int(row[6])
+
+
+def _upsert_parts(
+    conn: psycopg.Connection, spec: EntitySpec, data_columns: list[str]
+) -> Callable[[sql.Composable], sql.Composable]:
+    """The `up` (the upsert into core with its change guard) and `audit` (its CREATE and UPDATE rows) parts of a
+    WITH clause, for valid rows read `FROM` the given relation, aliased `v`. Parameters: %(account)s,
+    %(batch)s, %(integration)s, %(entity)s."""
     core = _ident(spec.core)
     insert_columns = ["account_id", "source_id", "period_key", "created_at_source", *data_columns,
                       "_source_updated_at", "_row_hash", "_batch_id", "_synced_at", "deleted_at"]  # fmt: skip
@@ -580,41 +665,57 @@ def _upsert(
         old_value = sql.SQL(
             "(SELECT jsonb_build_object({}) FROM {} o WHERE o.account_id = %(account)s AND o.source_id = t.source_id)"
         ).format(audited("o"), core)
-    row = conn.execute(
-        sql.SQL(
-            """
-            WITH up AS (
-                INSERT INTO {core} AS t ({columns})
-                SELECT {values} FROM _valid v
-                ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
-                WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
-                  AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
-                       OR EXCLUDED._source_updated_at >= t._source_updated_at)
-                RETURNING t.id, {returned_columns}, {old_returned}, (t.xmax = 0) AS _inserted
-            ), audit AS (
-                INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
-                                              batch_id, old_value, new_value)
-                SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, %(integration)s, %(entity)s, t.id,
-                       t.source_id, %(account)s, %(batch)s,
-                       CASE WHEN t._inserted THEN NULL ELSE {old_value} END,
-                       jsonb_build_object({audited})
-                FROM up t
-                RETURNING 1
-            )
-            SELECT count(*) FILTER (WHERE _inserted), count(*) FILTER (WHERE NOT _inserted),
-                   (SELECT count(*) FROM _valid), (SELECT count(*) FROM audit)
-            FROM up
-            """
-        ).format(
+    template = sql.SQL(
+        """
+        up AS (
+            INSERT INTO {core} AS t ({columns})
+            SELECT {values} FROM {source}
+            ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
+            WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
+              AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
+                   OR EXCLUDED._source_updated_at >= t._source_updated_at)
+            RETURNING t.id, {returned_columns}, {old_returned}, (t.xmax = 0) AS _inserted
+        ), audit AS (
+            INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
+                                          batch_id, old_value, new_value)
+            SELECT CASE WHEN t._inserted THEN 'CREATE' ELSE 'UPDATE' END, %(integration)s, %(entity)s, t.id,
+                   t.source_id, %(account)s, %(batch)s,
+                   CASE WHEN t._inserted THEN NULL ELSE {old_value} END,
+                   jsonb_build_object({audited})
+            FROM up t
+            RETURNING 1
+        )
+        """
+    )
+
+    def upsert_from(source: sql.Composable) -> sql.Composable:
+        return template.format(
             core=core,
             columns=sql.SQL(", ").join(map(sql.Identifier, insert_columns)),
             values=sql.SQL(", ").join(values),
+            source=source,
             updates=updates,
             audited=audited("t"),
             old_value=old_value,
             old_returned=old_returned,
             returned_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in audited_columns),
-        ),
+        )
+
+    return upsert_from
+
+
+def _upsert(
+    conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, data_columns: list[str]
+) -> tuple[int, int, int]:
+    row = conn.execute(
+        sql.SQL(
+            """
+            WITH {upsert}
+            SELECT count(*) FILTER (WHERE _inserted), count(*) FILTER (WHERE NOT _inserted),
+                   (SELECT count(*) FROM _valid), (SELECT count(*) FROM audit)
+            FROM up
+            """
+        ).format(upsert=_upsert_parts(conn, spec, data_columns)(sql.SQL("_valid v"))),
         {
             "account": ctx.account_id,
             "batch": batch_id,

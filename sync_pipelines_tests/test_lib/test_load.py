@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
@@ -86,3 +87,51 @@ def test_records_without_a_readable_id_are_counted_whoever_staged_them(database_
         _, copied = load_batch(conn, PEOPLE, ctx, records)
         _, relayed = load_batch(conn, PEOPLE, ctx, (), stager=stager)
     assert copied.without_id == relayed.without_id == 1
+
+
+def _person(source_id: int, first_name: str, *, price: object = 1, updated: str = "2024-03-01T00:00:00Z") -> dict:
+    return {"id": source_id, "created": "2024-01-02T03:04:05Z", "updated": updated, "firstName": first_name,
+            "price": price}  # fmt: skip
+
+
+@pytest.mark.parametrize("repeat_an_id", [False, True], ids=["one-statement", "temp-tables"])
+def test_a_batch_queues_refreshes_loads_and_resolves_the_same_whether_or_not_an_id_repeats(
+    database_url: URL, repeat_an_id: bool
+) -> None:
+    # A batch in which no id repeats goes from staging to core in one statement; one with a repeated id goes
+    # through the temp tables that dedupe it. Both must leave the DLQ, core and the audit log the same.
+    engine = db.get_engine(database_url)
+    with engine.begin() as conn:
+        mappings.seed_defaults(conn, "fub", "people", PEOPLE.mappings)
+    account = accounts.upsert_account(engine, "fub", "acme", {"api_key": "k"})
+    ctx = LoadContext("fub", account.id, registry=SPECS)
+    first = [_person(1, "Ann", price="not a number"), _person(2, "Bo", price="nan-ish"), _person(3, "Cy")]
+    second = [_person(1, "Ann"), _person(2, "Bo", price="still bad"), _person(3, "Cy"), _person(4, "Di", price="x")]
+    if repeat_an_id:
+        second.append(_person(3, "Cy"))  # the same version again: nothing changes but the path it takes
+    with db.raw_connection(database_url, autocommit=True) as conn:
+        first_batch, before = load_batch(conn, PEOPLE, ctx, first)
+        second_batch, after = load_batch(conn, PEOPLE, ctx, second)
+    assert (before.inserted, before.failed) == (1, 2)
+    assert (after.inserted, after.updated, after.unchanged, after.failed, after.dlq_resolved) == (1, 0, 1, 2, 1)
+    with engine.connect() as conn:
+        dlq = conn.execute(
+            sa.text("SELECT source_id, batch_id, status, resolution, raw_data, normalized_data, error_message "
+                    "FROM bridge.failed_records ORDER BY source_id, created_at")
+        ).all()  # fmt: skip
+        core = conn.execute(sa.text("SELECT source_id, price FROM core.fub_people ORDER BY source_id")).all()
+        audit = conn.execute(
+            sa.text("SELECT source_id, action, batch_id FROM bridge.audit_log ORDER BY source_id, action")
+        ).all()
+    by_id = {row.source_id: row for row in dlq}
+    assert [row.source_id for row in dlq] == ["1", "2", "4"]  # one row per record: 2's was refreshed, not added
+    assert (by_id["1"].status, by_id["1"].resolution) == ("resolved", f"loaded cleanly by batch {second_batch}")
+    assert (by_id["2"].status, by_id["2"].batch_id) == ("pending", second_batch)
+    assert by_id["2"].raw_data == second[1] and by_id["2"].normalized_data["first_name"] == "Bo"
+    assert "price" in by_id["2"].error_message and "price" in by_id["4"].error_message
+    assert by_id["4"].raw_data == second[3] and by_id["4"].batch_id == second_batch
+    assert [(row.source_id, row.price) for row in core] == [("1", 1), ("3", 1)]
+    assert [(row.source_id, row.action, row.batch_id) for row in audit] == [
+        ("1", "CREATE", second_batch),
+        ("3", "CREATE", first_batch),
+    ]
