@@ -97,6 +97,9 @@ class LoadContext:
     max_retries: int = 5
     # Per core table: (rows it had when last analysed, rows this run has inserted since). See _keep_statistics.
     statistics: dict[str, tuple[float, int]] = field(default_factory=dict)
+    # Core tables (fullname) whose batches are expected to hold only keys core does not have yet (a first pass
+    # over a source): they try a plain INSERT before the upsert. See _upsert.
+    insert_first: set[str] = field(default_factory=set)
 
 
 # Fills staging for one batch itself (e.g. a COPY relayed from a source database) instead of from records.
@@ -614,12 +617,10 @@ def _load_in_one_statement(
     counts.failed, counts.dlq_resolved = failed, int(row[6])
 
 
-def _upsert_parts(
-    conn: psycopg.Connection, spec: EntitySpec, data_columns: list[str]
-) -> Callable[[sql.Composable], sql.Composable]:
+def _upsert_parts(conn: psycopg.Connection, spec: EntitySpec, data_columns: list[str]) -> Callable[..., sql.Composable]:
     """The `up` (the upsert into core with its change guard) and `audit` (its CREATE and UPDATE rows) parts of a
-    WITH clause, for valid rows read `FROM` the given relation, aliased `v`. Parameters: %(account)s,
-    %(batch)s, %(integration)s, %(entity)s."""
+    WITH clause, for valid rows read `FROM` the given relation, aliased `v`; with conflict=False a plain INSERT
+    that fails on a key core already has. Parameters: %(account)s, %(batch)s, %(integration)s, %(entity)s."""
     core = _ident(spec.core)
     insert_columns = ["account_id", "source_id", "period_key", "created_at_source", *data_columns,
                       "_source_updated_at", "_row_hash", "_batch_id", "_synced_at", "deleted_at"]  # fmt: skip
@@ -670,10 +671,7 @@ def _upsert_parts(
         up AS (
             INSERT INTO {core} AS t ({columns})
             SELECT {values} FROM {source}
-            ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
-            WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
-              AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
-                   OR EXCLUDED._source_updated_at >= t._source_updated_at)
+            {on_conflict}
             RETURNING t.id, {returned_columns}, {old_returned}, (t.xmax = 0) AS _inserted
         ), audit AS (
             INSERT INTO bridge.audit_log (action, integration, entity_type, entity_id, source_id, account_id,
@@ -688,13 +686,20 @@ def _upsert_parts(
         """
     )
 
-    def upsert_from(source: sql.Composable) -> sql.Composable:
+    on_conflict = sql.SQL(
+        """ON CONFLICT (account_id, source_id) DO UPDATE SET {updates}
+            WHERE (t._row_hash IS DISTINCT FROM EXCLUDED._row_hash OR t.deleted_at IS NOT NULL)
+              AND (t._source_updated_at IS NULL OR EXCLUDED._source_updated_at IS NULL
+                   OR EXCLUDED._source_updated_at >= t._source_updated_at)"""
+    ).format(updates=updates)
+
+    def upsert_from(source: sql.Composable, *, conflict: bool = True) -> sql.Composable:
         return template.format(
             core=core,
             columns=sql.SQL(", ").join(map(sql.Identifier, insert_columns)),
             values=sql.SQL(", ").join(values),
             source=source,
-            updates=updates,
+            on_conflict=on_conflict if conflict else sql.SQL(""),
             audited=audited("t"),
             old_value=old_value,
             old_returned=old_returned,
@@ -707,24 +712,35 @@ def _upsert_parts(
 def _upsert(
     conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID, data_columns: list[str]
 ) -> tuple[int, int, int]:
-    row = conn.execute(
-        sql.SQL(
-            """
-            WITH {upsert}
-            SELECT count(*) FILTER (WHERE _inserted), count(*) FILTER (WHERE NOT _inserted),
-                   (SELECT count(*) FROM _valid), (SELECT count(*) FROM audit)
-            FROM up
-            """
-        ).format(upsert=_upsert_parts(conn, spec, data_columns)(sql.SQL("_valid v"))),
-        {
-            "account": ctx.account_id,
-            "batch": batch_id,
-            "integration": spec.integration,
-            "entity": spec.entity,
-        },
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    upsert_from = _upsert_parts(conn, spec, data_columns)
+    params = {"account": ctx.account_id, "batch": batch_id, "integration": spec.integration, "entity": spec.entity}
+
+    def run(conflict: bool) -> tuple[int, int, int]:
+        row = conn.execute(
+            sql.SQL(
+                """
+                WITH {upsert}
+                SELECT count(*) FILTER (WHERE _inserted), count(*) FILTER (WHERE NOT _inserted),
+                       (SELECT count(*) FROM _valid), (SELECT count(*) FROM audit)
+                FROM up
+                """
+            ).format(upsert=upsert_from(sql.SQL("_valid v"), conflict=conflict)),
+            params,
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    name = spec.core.fullname
+    if name in ctx.insert_first:
+        # A plain INSERT skips what an upsert does for every row (the probe for a conflict, the speculative
+        # insertion and its confirmation) and is all a first pass needs. The first key core already has rolls
+        # it back to the savepoint; this table then upserts for the rest of the run.
+        try:
+            with conn.transaction():
+                return run(conflict=False)
+        except psycopg.errors.UniqueViolation:
+            ctx.insert_first.discard(name)
+    return run(conflict=True)
 
 
 def _release_children(conn: psycopg.Connection, parent: EntitySpec, ctx: LoadContext) -> int:

@@ -135,6 +135,39 @@ def _max_rowversions(url: URL) -> dict[str, int]:
         return {t: conn.execute(f"SELECT max(rowversion) FROM ifsapp.{t}").fetchone()[0] for t in erp.TABLES}
 
 
+def test_a_pass_over_rows_core_already_has_upserts_them_with_no_duplicate_and_no_loss(
+    database_url: URL, erp_url: URL
+) -> None:
+    # A pass tries a plain INSERT first (core has none of its keys unless something got there first); here its
+    # checkpoint is rewound, so its chunks meet every key again and must fall back to the upsert.
+    erp.generate(erp_url, seed=SEED, scale=1500)
+    engine = db.get_engine(database_url)
+    clock = SimulatedClock(NOON)
+    background.create(engine, erp_url, timezone=TZ, days=2, chunk_size=150, clock=clock)
+    clock.set(_night_start(0))
+    assert all(r.outcome == "moved" for r in background.tick(engine, erp_url, clock=clock))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE bridge.background_sync_schedule SET rows_done = 0, rows_done_today = 0, "
+                "current_offset = jsonb_set(current_offset::jsonb, '{after}', '0')::text"
+            )
+        )
+    for night in (1, 2, 3):
+        clock.set(_night_start(night))
+        background.tick(engine, erp_url, clock=clock)
+    assert {p.entity: p.status for p in _progress(engine, clock).values()} == dict.fromkeys(LOAD_ORDER, "completed")
+    assert core_state(database_url) == source_state(erp_url)
+    with engine.connect() as conn:
+        audit = dict(
+            conn.execute(
+                sa.text("SELECT action, count(*) FROM bridge.audit_log WHERE integration = 'erp' GROUP BY action")
+            ).all()
+        )
+    # One CREATE per row and no UPDATE: the rows read twice were unchanged, and the change guard said so.
+    assert audit == {"CREATE": sum(erp.row_counts(erp_url).values())}
+
+
 def test_window_closing_mid_pass_stops_cleanly_and_the_next_night_resumes_there(
     database_url: URL, erp_url: URL
 ) -> None:
