@@ -135,3 +135,40 @@ def test_a_batch_queues_refreshes_loads_and_resolves_the_same_whether_or_not_an_
         ("1", "CREATE", second_batch),
         ("3", "CREATE", first_batch),
     ]
+
+
+@pytest.mark.parametrize("repeat_an_id", [False, True], ids=["one-statement", "temp-tables"])
+def test_a_batch_expected_to_hold_new_keys_that_meets_one_core_has_is_upserted_all_the_same(
+    database_url: URL, repeat_an_id: bool
+) -> None:
+    # A first read tries a plain INSERT (ctx.insert_first); a key core already has (a webhook got there first)
+    # rolls it back and the batch upserts, and the table upserts for the rest of the run.
+    engine = db.get_engine(database_url)
+    with engine.begin() as conn:
+        mappings.seed_defaults(conn, "fub", "people", PEOPLE.mappings)
+    account = accounts.upsert_account(engine, "fub", "acme", {"api_key": "k"})
+    ctx = LoadContext("fub", account.id, registry=SPECS)
+    core = PEOPLE.core.fullname
+
+    def batch(*records: dict) -> list[dict]:
+        return [*records, records[-1]] if repeat_an_id else list(records)
+
+    later = "2024-04-01T00:00:00Z"
+    with db.raw_connection(database_url, autocommit=True) as conn:
+        load_batch(conn, PEOPLE, ctx, batch(_person(1, "Ann"), _person(2, "Bo")))
+        ctx.insert_first.add(core)
+        _, new = load_batch(conn, PEOPLE, ctx, batch(_person(3, "Cy"), _person(4, "Di")))
+        assert ctx.insert_first == {core}  # no key of that batch was in core: the plain INSERT held
+        _, met = load_batch(conn, PEOPLE, ctx, batch(_person(2, "Bea", updated=later), _person(5, "Ed")))
+        assert ctx.insert_first == set()
+    assert (new.inserted, new.updated) == (2, 0)
+    assert (met.inserted, met.updated) == (1, 1)
+    with engine.connect() as conn:
+        core_rows = conn.execute(sa.text("SELECT source_id, first_name FROM core.fub_people ORDER BY source_id")).all()
+        audit = conn.execute(
+            sa.text(
+                "SELECT action, old_value ->> 'first_name' FROM bridge.audit_log WHERE source_id = '2' ORDER BY action"
+            )
+        ).all()
+    assert [tuple(row) for row in core_rows] == [("1", "Ann"), ("2", "Bea"), ("3", "Cy"), ("4", "Di"), ("5", "Ed")]
+    assert [tuple(row) for row in audit] == [("CREATE", None), ("UPDATE", "Bo")]

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 
 from sync_pipelines.lib import accounts as account_store
 from sync_pipelines.lib import db, mappings, state
@@ -111,6 +113,20 @@ def _context(
     return LoadContext(integration.name, account.id, sync_type, run_id, period, integration.specs)
 
 
+def _core_has_rows(
+    conn: psycopg.Connection, spec: EntitySpec, account: Account, window: tuple[str, str] | None
+) -> bool:
+    """Whether core holds any row (live or soft-deleted) of this account in these creation months (None: at all)."""
+    months = sql.SQL(" AND period_key BETWEEN %s AND %s") if window else sql.SQL("")
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE account_id = %s{})").format(
+            sql.Identifier(spec.core.schema or "public", spec.core.name), months
+        ),
+        (account.id, *(window or ())),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def call_log_for(engine: sa.Engine, account: Account) -> CallLog:
     return CallLog(engine.url, account.integration, account.id)
 
@@ -173,6 +189,8 @@ def backfill(
                 period = window[0] if window and window[0] == window[1] else None
                 pages = source.window_pages(declared.source, after, before, None if fresh else resume)
                 ctx = _context(integration, account, "realtime", dagster_run_id, period)
+                if fresh and not _core_has_rows(conn, spec, account, window):
+                    ctx.insert_first.add(spec.core.fullname)  # a first read: no key of it can be in core yet
                 done_before = report.counts.fetched
 
                 def batch_done(partial: SyncResult, done_before: int = done_before) -> None:
