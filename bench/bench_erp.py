@@ -138,7 +138,7 @@ _STAGES = (
     ("CREATE TEMP TABLE _norm", "normalise (_norm)"),
     ("INSERT INTO bridge.failed_records", "validate (DLQ)"),
     ("CREATE TEMP TABLE _valid", "dedupe (_valid)"),
-    ("WITH up AS", "upsert core + audit"),
+    ("up AS (", "upsert core + audit"),
     ("INSERT INTO bridge.pending_children", "hold orphans"),
     ("FROM bridge.pending_children", "release children"),
     ("UPDATE bridge.failed_records", "resolve DLQ"),

@@ -250,7 +250,7 @@ def _undo_cheap_create_audit() -> None:
             text = _sql_text(query)
             stop = text.find(end)
             start = text.rfind(marker, 0, stop) if stop >= 0 else -1
-            if "WITH up AS" in text and start >= 0:
+            if "up AS (" in text and start >= 0:
                 query = text[:start] + "jsonb_build_object(" + text[start + len(marker) : stop] + text[stop + 4 :]
         return execute(conn, query, params, **kwargs)
 
@@ -573,10 +573,11 @@ PREPARE: dict[str, Callable[[str, str, dict[str, Any]], Callable[[], tuple[int, 
 # ----------------------------------------------------------------------------------------------
 
 _STATEMENTS = (
+    ("WITH n AS MATERIALIZED", "one statement: normalise, DLQ, upsert core + audit rows"),
     ("CREATE TEMP TABLE _norm", "normalise (SQL: mappings -> typed columns)"),
     ("INSERT INTO bridge.failed_records", "validate (invalid rows -> DLQ)"),
     ("CREATE TEMP TABLE _valid", "dedup + row hash (_valid)"),
-    ("WITH up AS", "upsert core + audit rows"),
+    ("up AS (", "upsert core + audit rows"),
     ("FROM bridge.pending_children", "pending-children check"),
     ("bridge.sync_batches", "batch bookkeeping (sync_batches)"),
     ("bridge.sync_state", "cursor (sync_state)"),
