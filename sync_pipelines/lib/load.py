@@ -224,11 +224,12 @@ def load_batch(
     """Load one batch in one transaction; `cursor` = (entity_type, value) moves in the same commit. `calls`
     are the source calls behind the batch, for its metrics (the calls themselves go to bridge.sync_logs
     through the client's CallLog, outside this transaction).
-    With `stager`, it fills staging for the batch and `records` is not read. `before_apply` is called once
-    the batch is staged, normalised and validated, before it touches core (see sync.run_pages: it waits
-    there for the previous batch to commit); an exception from it rolls the batch back. `before_validate` is
-    called once the batch is staged and normalised, before it writes its first row that another batch could
-    also write (its DLQ rows)."""
+    With `stager`, it fills staging for the batch and `records` is not read. `before_apply` is called before
+    the batch touches core (see sync.run_pages: it waits there for the previous batch to commit); an exception
+    from it rolls the batch back. `before_validate` is called before the batch writes its first row that
+    another batch could also write (its DLQ rows). A batch on the temp-table path calls them once it is
+    normalised (before_validate) and validated (before_apply); one that goes from staging to core in one
+    statement calls both once it is staged (see _load_rows)."""
     started = time.monotonic()
     batch_id = new_id()
     with conn.transaction():

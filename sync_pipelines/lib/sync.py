@@ -89,8 +89,9 @@ def run_pages(
 ) -> SyncResult:
     """Load every page; commit every `batch_size` records together with the latest safe cursor.
 
-    With a `second` connection, batches alternate between the two: batch k+1 is copied into staging,
-    normalised and validated while batch k is upserted, and it touches core only once k has committed.
+    With a `second` connection, batches alternate between the two: batch k+1 is copied into staging (and, on
+    the load path's temp-table path, normalised and validated) while batch k is upserted, and it touches core
+    only once k has committed.
     Each batch stays one transaction and they commit in order, so the cursor never passes a batch that is
     not committed; Postgres works on two cores where the load would otherwise use one.
     `records_before` is what the cursor already covered (a resumed pass): the cursor's records_synced counts on

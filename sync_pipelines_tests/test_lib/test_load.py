@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sync_pipelines.defs.fub.entities import SPECS
-from sync_pipelines.lib import accounts, db, mappings
+from sync_pipelines.lib import accounts, db, load, mappings
 from sync_pipelines.lib.load import LoadContext, Staged, load_batch
 
 PEOPLE = SPECS["people"]
@@ -96,10 +96,18 @@ def _person(source_id: int, first_name: str, *, price: object = 1, updated: str 
 
 @pytest.mark.parametrize("repeat_an_id", [False, True], ids=["one-statement", "temp-tables"])
 def test_a_batch_queues_refreshes_loads_and_resolves_the_same_whether_or_not_an_id_repeats(
-    database_url: URL, repeat_an_id: bool
+    database_url: URL, repeat_an_id: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A batch in which no id repeats goes from staging to core in one statement; one with a repeated id goes
     # through the temp tables that dedupe it. Both must leave the DLQ, core and the audit log the same.
+    in_one_statement: list[int] = []
+    real = load._load_in_one_statement
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        in_one_statement.append(1)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(load, "_load_in_one_statement", counted)
     engine = db.get_engine(database_url)
     with engine.begin() as conn:
         mappings.seed_defaults(conn, "fub", "people", PEOPLE.mappings)
@@ -112,6 +120,7 @@ def test_a_batch_queues_refreshes_loads_and_resolves_the_same_whether_or_not_an_
     with db.raw_connection(database_url, autocommit=True) as conn:
         first_batch, before = load_batch(conn, PEOPLE, ctx, first)
         second_batch, after = load_batch(conn, PEOPLE, ctx, second)
+    assert len(in_one_statement) == (1 if repeat_an_id else 2)  # the first batch has no repeated id either way
     assert (before.inserted, before.failed) == (1, 2)
     assert (after.inserted, after.updated, after.unchanged, after.failed, after.dlq_resolved) == (1, 0, 1, 2, 1)
     with engine.connect() as conn:

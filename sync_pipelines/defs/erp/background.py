@@ -751,10 +751,12 @@ def _run(
         # A pass reads keys in order from where it last committed: core has none of them unless a delta or a
         # webhook got there first, and the load path falls back to the upsert when it meets one.
         ctx.insert_first.add(SPECS[entity].core.fullname)
-        with _lanes(url) as lanes:
-            finished = _run_pass(conn, lanes, erp, entity, row, window, clock, ctx, on_chunk, result, gate,
-                                 read_done)  # fmt: skip
-        ctx.insert_first.clear()
+        try:
+            with _lanes(url) as lanes:
+                finished = _run_pass(conn, lanes, erp, entity, row, window, clock, ctx, on_chunk, result, gate,
+                                     read_done)  # fmt: skip
+        finally:
+            ctx.insert_first.clear()
         if not finished:
             return
     _run_delta(conn, erp, entity, row, window, clock, ctx, on_chunk, result, gate)
