@@ -7,8 +7,9 @@
 
 All of it commits together, so the cursor can never get ahead of the rows it covers. A batch of records in
 which no id repeats and no row can wait for a parent (most of them) does the steps from normalise to the audit
-rows in one statement; the others go through temp tables that dedupe and hold orphans, and so does a relayed
-chunk (ERP), which normalises and validates before it waits for the chunk ahead of it to commit.
+rows in one statement; the others go through temp tables that dedupe and hold orphans, and so does a chunk a
+stager relays from a source database, which normalises and validates before it waits for the chunk ahead of it
+to commit.
 """
 
 from __future__ import annotations
