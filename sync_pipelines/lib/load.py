@@ -346,6 +346,43 @@ def _mappings_fingerprint(mappings: list[FieldMapping]) -> str:
     return hashlib.md5(repr([tuple(vars(m).values()) for m in mappings]).encode()).hexdigest()[:12]
 
 
+# Invalid rows (`bad`, aliased n: normalised rows and their errors) to the DLQ with the raw payload, the
+# normalised attempt and the reasons. A record that already has an open DLQ row refreshes it (one open row per
+# record), so repeat failures do not pile up; of two failing copies of one record in a batch, the later wins.
+_QUEUE_INVALID = """
+    INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id, raw_data,
+                                       normalized_data, stage_failed, error_message, max_retries, next_retry_at)
+    SELECT DISTINCT ON (coalesce(n._staged_source_id, n._row_id::text))
+           %(batch)s, %(integration)s, %(account)s, %(entity)s, n._staged_source_id, s.raw,
+           to_jsonb(n) - '_errors' - '_row_id' - '_row_hash', 'validation',
+           array_to_string(n._errors, '; '), %(max_retries)s, now() + interval '1 minute'
+    FROM bad n JOIN {staging} s ON s._row_id = n._row_id
+    ORDER BY coalesce(n._staged_source_id, n._row_id::text), n._row_id DESC
+    ON CONFLICT (integration, account_id, entity_name, source_id) WHERE resolved_at IS NULL
+    DO UPDATE SET batch_id = EXCLUDED.batch_id, raw_data = EXCLUDED.raw_data,
+                  normalized_data = EXCLUDED.normalized_data, stage_failed = EXCLUDED.stage_failed,
+                  error_message = EXCLUDED.error_message, updated_at = now()
+    RETURNING 1
+"""
+
+# Open DLQ rows of records this batch has just loaded cleanly ({loaded_ids}) are resolved by it: whatever was
+# wrong with the copy that failed, the source has since served a good one. (A row failed in this very batch
+# stays open: its good twin in the batch is an older or newer version, not a repair.)
+_RESOLVE_LOADED = """
+    UPDATE bridge.failed_records f
+    SET status = 'resolved', resolved_at = now(), updated_at = now(),
+        resolution = 'loaded cleanly by batch ' || %(batch)s::text
+    WHERE f.resolved_at IS NULL AND f.integration = %(integration)s AND f.account_id = %(account)s
+      AND f.entity_name = %(entity)s AND f.batch_id IS DISTINCT FROM %(batch)s
+      AND f.source_id IN ({loaded_ids})
+"""
+
+
+def _batch_params(spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID) -> dict[str, Any]:
+    return {"account": ctx.account_id, "batch": batch_id, "integration": spec.integration, "entity": spec.entity,
+            "max_retries": ctx.max_retries}  # fmt: skip
+
+
 def _load_rows(
     conn: psycopg.Connection,
     spec: EntitySpec,
@@ -391,32 +428,15 @@ def _load_rows(
         staged.without_id = int(row[0]) if row else 0
     if before_validate is not None:
         before_validate()
-    # Invalid rows: to the DLQ with the raw payload, the normalised attempt and the reasons. A record that
-    # already has an open DLQ row refreshes it (one open row per record), so repeat failures do not pile up.
     row = conn.execute(
         sql.SQL(
             """
             WITH bad AS (DELETE FROM _norm n WHERE cardinality(n._errors) > 0 RETURNING n.*),
-            queued AS (
-                INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id,
-                                                   raw_data, normalized_data, stage_failed, error_message,
-                                                   max_retries, next_retry_at)
-                SELECT DISTINCT ON (coalesce(n._staged_source_id, n._row_id::text))
-                       %s, %s, %s, %s, n._staged_source_id, s.raw,
-                       to_jsonb(n) - '_errors' - '_row_id' - '_row_hash', 'validation',
-                       array_to_string(n._errors, '; '), %s, now() + interval '1 minute'
-                FROM bad n JOIN {staging} s ON s._row_id = n._row_id
-                ORDER BY coalesce(n._staged_source_id, n._row_id::text), n._row_id DESC
-                ON CONFLICT (integration, account_id, entity_name, source_id) WHERE resolved_at IS NULL
-                DO UPDATE SET batch_id = EXCLUDED.batch_id, raw_data = EXCLUDED.raw_data,
-                              normalized_data = EXCLUDED.normalized_data, stage_failed = EXCLUDED.stage_failed,
-                              error_message = EXCLUDED.error_message, updated_at = now()
-                RETURNING 1
-            )
+            queued AS ({queue})
             SELECT (SELECT count(*) FROM bad), (SELECT count(*) FROM queued)
             """
-        ).format(staging=_ident(spec.staging)),
-        (batch_id, spec.integration, ctx.account_id, spec.entity, ctx.max_retries),
+        ).format(queue=sql.SQL(_QUEUE_INVALID).format(staging=_ident(spec.staging))),
+        _batch_params(spec, ctx, batch_id),
     ).fetchone()
     counts.failed = int(row[0]) if row else 0
     counts.without_id = staged.without_id
@@ -449,19 +469,9 @@ def _load_rows(
 
 
 def _resolve_loaded_failures(conn: psycopg.Connection, spec: EntitySpec, ctx: LoadContext, batch_id: uuid.UUID) -> int:
-    """Open DLQ rows of records this batch has just loaded cleanly are resolved by it: whatever was wrong
-    with the copy that failed, the source has since served a good one. (A row failed in this very batch
-    stays open: its good twin in the batch is an older or newer version, not a repair.)"""
     return conn.execute(
-        """
-        UPDATE bridge.failed_records f
-        SET status = 'resolved', resolved_at = now(), updated_at = now(),
-            resolution = 'loaded cleanly by batch ' || %(batch)s::text
-        WHERE f.resolved_at IS NULL AND f.integration = %(integration)s AND f.account_id = %(account)s
-          AND f.entity_name = %(entity)s AND f.batch_id IS DISTINCT FROM %(batch)s
-          AND f.source_id IN (SELECT v.source_id FROM _valid v)
-        """,
-        {"batch": batch_id, "integration": spec.integration, "account": ctx.account_id, "entity": spec.entity},
+        sql.SQL(_RESOLVE_LOADED).format(loaded_ids=sql.SQL("SELECT v.source_id FROM _valid v")),
+        _batch_params(spec, ctx, batch_id),
     ).rowcount
 
 
@@ -569,45 +579,27 @@ def _load_in_one_statement(
     no row waits for a parent, so no two steps write the same row: a record is either queued or loaded, and
     the DLQ rows it refreshes (its own id's) are never the ones it resolves (other ids')."""
     upsert = _upsert_parts(conn, spec, data_columns)
-    params = {"account": ctx.account_id, "batch": batch_id, "integration": spec.integration, "entity": spec.entity,
-              "max_retries": ctx.max_retries}  # fmt: skip
+    params = _batch_params(spec, ctx, batch_id)
 
     def statement(conflict: bool) -> sql.Composable:
         return sql.SQL(
             """
             WITH n AS MATERIALIZED ({normalised}),
-            queued AS (
-                INSERT INTO bridge.failed_records (batch_id, integration, account_id, entity_name, source_id,
-                                                   raw_data, normalized_data, stage_failed, error_message,
-                                                   max_retries, next_retry_at)
-                SELECT %(batch)s, %(integration)s, %(account)s, %(entity)s, n._staged_source_id, s.raw,
-                       to_jsonb(n) - '_errors' - '_row_id' - '_row_hash', 'validation',
-                       array_to_string(n._errors, '; '), %(max_retries)s, now() + interval '1 minute'
-                FROM n JOIN {staging} s ON s._row_id = n._row_id
-                WHERE cardinality(n._errors) > 0
-                ON CONFLICT (integration, account_id, entity_name, source_id) WHERE resolved_at IS NULL
-                DO UPDATE SET batch_id = EXCLUDED.batch_id, raw_data = EXCLUDED.raw_data,
-                              normalized_data = EXCLUDED.normalized_data, stage_failed = EXCLUDED.stage_failed,
-                              error_message = EXCLUDED.error_message, updated_at = now()
-                RETURNING 1
-            ), {upsert}, resolved AS (
-                UPDATE bridge.failed_records f
-                SET status = 'resolved', resolved_at = now(), updated_at = now(),
-                    resolution = 'loaded cleanly by batch ' || %(batch)s::text
-                WHERE f.resolved_at IS NULL AND f.integration = %(integration)s AND f.account_id = %(account)s
-                  AND f.entity_name = %(entity)s AND f.batch_id IS DISTINCT FROM %(batch)s
-                  AND f.source_id IN (SELECT v.source_id FROM n v WHERE cardinality(v._errors) = 0)
-                RETURNING 1
-            )
+            bad AS (SELECT * FROM n WHERE cardinality(n._errors) > 0),
+            queued AS ({queue}),
+            {upsert},
+            resolved AS ({resolve} RETURNING 1)
             SELECT (SELECT count(*) FROM up WHERE _inserted), (SELECT count(*) FROM up WHERE NOT _inserted),
-                   (SELECT count(*) FROM n WHERE cardinality(n._errors) = 0),
-                   (SELECT count(*) FROM n WHERE cardinality(n._errors) > 0),
+                   (SELECT count(*) FROM n WHERE cardinality(n._errors) = 0), (SELECT count(*) FROM bad),
                    (SELECT count(*) FROM audit), (SELECT count(*) FROM queued), (SELECT count(*) FROM resolved)
             """
         ).format(
             normalised=normalised,
-            staging=_ident(spec.staging),
+            queue=sql.SQL(_QUEUE_INVALID).format(staging=_ident(spec.staging)),
             upsert=upsert(sql.SQL("n v WHERE cardinality(v._errors) = 0"), conflict=conflict),
+            resolve=sql.SQL(_RESOLVE_LOADED).format(
+                loaded_ids=sql.SQL("SELECT v.source_id FROM n v WHERE cardinality(v._errors) = 0")
+            ),
         )
 
     def run(conflict: bool) -> tuple[Any, ...] | None:
